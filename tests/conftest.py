@@ -1,0 +1,70 @@
+"""Fixtures: one MySQL-family server for the whole run, a fresh database per test."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, inspect, text
+
+from tutorial_kit import find_server
+from tutorial_kit.steps import copy_step, url_text
+
+
+@pytest.fixture(scope="session")
+def server():
+    """DATABASE_URL's server, the compose service, a container or a local server."""
+    with find_server() as found:
+        yield found
+
+
+@pytest.fixture
+def database_url(server):
+    """A fresh, empty database, dropped after the test."""
+    with server.database("test") as url:
+        yield url
+
+
+@pytest.fixture
+def dev_database_url(server):
+    """An empty scratch database for planning, as the compose file's `dev` database."""
+    with server.database("dev") as url:
+        yield url
+
+
+@pytest.fixture
+def step(tmp_path):
+    """Copy a step folder to a temporary directory: step("start") -> Path."""
+    return lambda name: copy_step(name, tmp_path)
+
+
+@pytest.fixture
+def db(database_url):
+    """An engine on the test database, for looking at what the app did."""
+    engine = create_engine(url_text(database_url))
+    yield engine
+    engine.dispose()
+
+
+def tables(engine) -> set[str]:
+    return set(inspect(engine).get_table_names())
+
+
+def count(engine, table: str) -> int:
+    with engine.connect() as conn:
+        return conn.scalar(text(f"SELECT COUNT(*) FROM `{table}`"))
+
+
+def assert_clean_failure(result, *, password: str | None = None) -> str:
+    """A bad-input run: non-zero exit, one line on stderr, no traceback, no password."""
+    assert result.returncode != 0, result.stdout
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+    if password:
+        assert password not in result.stderr + result.stdout
+    return lines[0]
+
+
+def repo_root() -> Path:
+    return Path(__file__).resolve().parent.parent

@@ -1,0 +1,75 @@
+"""docker-compose.yml, checked without a Docker engine: schema, services, health, ports."""
+
+import json
+import re
+
+import jsonschema
+import pytest
+import yaml
+
+from conftest import repo_root
+from tutorial_kit.steps import STEPS
+
+ROOT = repo_root()
+SPEC = ROOT.parent / "shared" / "compose-spec.json"
+
+
+@pytest.fixture(scope="module")
+def compose():
+    return yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+
+
+def test_matches_the_compose_specification(compose):
+    if not SPEC.exists():
+        pytest.skip(f"{SPEC} is not here")
+    # The schema says draft-07 with an address jsonschema does not recognise; name it.
+    jsonschema.Draft7Validator(json.loads(SPEC.read_text())).validate(compose)
+
+
+def test_mysql_service(compose):
+    db = compose["services"]["db"]
+    assert db["image"] == "mysql:8.4"
+    assert db["environment"]["MYSQL_ROOT_PASSWORD"] == "${MYSQL_ROOT_PASSWORD:-pass}"
+    # The init script creates the app database and the scratch database.
+    [init] = [v for v in db["volumes"] if "docker-entrypoint-initdb.d" in v]
+    script = (ROOT / init.split(":")[0]).glob("*.sql")
+    sql = "\n".join(p.read_text() for p in script)
+    assert re.search(r"CREATE DATABASE IF NOT EXISTS app\b", sql)
+    assert re.search(r"CREATE DATABASE IF NOT EXISTS dev\b", sql)
+
+
+def test_healthcheck_probes_over_tcp(compose):
+    test = compose["services"]["db"]["healthcheck"]["test"]
+    command = " ".join(test[1:])
+    assert test[0] in ("CMD", "CMD-SHELL")
+    assert "mysqladmin ping" in command
+    assert "--protocol=tcp" in command and "127.0.0.1" in command
+
+
+def test_ports_are_published_on_loopback_only(compose):
+    for name, service in compose["services"].items():
+        for port in service.get("ports", []):
+            assert str(port).startswith("127.0.0.1:"), (name, port)
+
+
+def _stage_services(compose):
+    return {n: s for n, s in compose["services"].items() if n != "db"}
+
+
+def test_one_service_per_stage(compose):
+    services = _stage_services(compose)
+    built = {s["build"].removeprefix("./") for s in services.values() if "build" in s}
+    present = [step for step in STEPS if (ROOT / step).is_dir()]
+    assert built == set(present)
+    for name, service in services.items():
+        assert service["profiles"] == ["stages"], name
+        url = service["environment"]["DATABASE_URL"]
+        assert url.startswith("mysql+pymysql://") and "@db:3306/app" in url
+        assert "db" in service["depends_on"], name
+        assert (ROOT / service["build"] / "Dockerfile").exists(), name
+
+
+def test_env_example_documents_the_defaults():
+    example = (ROOT / ".env.example").read_text()
+    assert "MYSQL_ROOT_PASSWORD=pass" in example
+    assert "MYSQL_PORT=3306" in example

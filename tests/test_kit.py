@@ -1,0 +1,97 @@
+"""The tutorial kit finds a server the documented way, and says what to do when it cannot."""
+
+import subprocess
+import sys
+
+import pytest
+
+import tutorial_kit.mysql as kit
+from tutorial_kit import NoServerError, find_server
+from tutorial_kit.steps import url_text
+
+
+def test_database_url_is_used_when_set(server, monkeypatch):
+    monkeypatch.setenv("DATABASE_URL", url_text(server.url.set(database="anything")))
+    found = find_server()
+    assert found.source == "DATABASE_URL"
+    assert found.url.database is None  # the kit hands out its own databases
+    assert (found.url.host, found.url.port) == (server.url.host, server.url.port)
+    with found.database("kit") as url:
+        with found.connect(url.database) as conn, conn.cursor() as cur:
+            cur.execute("SELECT DATABASE()")
+            assert cur.fetchone()[0] == url.database
+    found.stop()  # a server it did not start is left running
+    found.connect().close()
+
+
+@pytest.mark.parametrize(
+    "value, message",
+    [
+        ("::nonsense::", "DATABASE_URL is not a valid URL"),
+        ("postgresql://u:p@127.0.0.1/db", "must name a MySQL server"),
+        ("mysql+pymysql://root:topsecret@127.0.0.1:1/", "does not accept the connection"),
+    ],
+)
+def test_bad_database_url_is_explained(monkeypatch, value, message):
+    monkeypatch.setenv("DATABASE_URL", value)
+    with pytest.raises(NoServerError, match=message) as info:
+        find_server()
+    assert "topsecret" not in str(info.value)
+
+
+def test_local_server_is_started_and_stopped(monkeypatch):
+    binary = kit.find_server_binary()
+    if binary is None:
+        pytest.skip("no mysqld or mariadbd on this machine")
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    monkeypatch.setenv("MYSQL_PORT", "1")  # no compose service there
+    monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/docker.sock")  # no engine
+    server = find_server()
+    assert server.source.startswith(f"local {binary.name}")
+    with server.database("kit") as url:
+        with server.connect(url.database) as conn, conn.cursor() as cur:
+            cur.execute("SELECT @@character_set_server")
+            assert cur.fetchone()[0] == "utf8mb4"
+    server.stop()
+    with pytest.raises(Exception):
+        server.connect().close()
+
+
+def _no_way_to_a_server(monkeypatch):
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    monkeypatch.setenv("MYSQL_PORT", "1")
+    monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+    monkeypatch.setenv("PATH", "/nonexistent")
+    monkeypatch.setattr(kit, "EXTRA_BIN_DIRS", ())
+
+
+def test_no_server_names_every_way_to_get_one(monkeypatch):
+    _no_way_to_a_server(monkeypatch)
+    with pytest.raises(NoServerError) as info:
+        find_server()
+    message = str(info.value)
+    assert "DATABASE_URL" in message
+    assert "docker compose up" in message
+    assert "mariadb-server" in message
+    assert "\n" not in message
+
+
+def test_tutorial_command_reports_no_server_in_one_line(tmp_path):
+    # The README's command, where no server can be had: one line, exit 2, no traceback.
+    script = (
+        "import tutorial_kit.mysql as m; m.EXTRA_BIN_DIRS = ();"
+        "import sys; from tutorial_kit.tutorial import main; sys.exit(main([]))"
+    )
+    env = {
+        "PATH": "/nonexistent",
+        "MYSQL_PORT": "1",
+        "DOCKER_HOST": "unix:///nonexistent/docker.sock",
+        "TUTORIAL_BUILD_DIR": str(tmp_path),
+    }
+    result = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        f"error: no MySQL server found: {kit.HOW_TO_GET_ONE}"
+    ]

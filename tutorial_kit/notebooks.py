@@ -1,0 +1,61 @@
+"""Execute the notebooks: jupytext's py:percent sources, run top to bottom with nbclient."""
+
+from __future__ import annotations
+
+import os
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+from tutorial_kit.steps import REPO
+
+NOTEBOOKS = REPO / "notebooks"
+
+
+def sources() -> list[Path]:
+    """The notebooks' py:percent sources, in the tutorial's order (00-, 01-, ...)."""
+    return sorted(p for p in NOTEBOOKS.glob("[0-9][0-9]-*.py"))
+
+
+@contextmanager
+def _environ(values: dict[str, str]):
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def execute(source: Path, *, environ: dict[str, str] | None = None, timeout: int = 600):
+    """The executed notebook (an nbformat node); its kernel inherits `environ`."""
+    import jupytext
+    from nbclient import NotebookClient
+
+    notebook = jupytext.read(source)
+    with _environ(environ or {}):
+        NotebookClient(
+            notebook, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(NOTEBOOKS)}}
+        ).execute()
+    return notebook
+
+
+def execute_all(out: Path, *, environ: dict[str, str] | None = None) -> None:
+    """Execute every notebook in order into `out`, as .ipynb and HTML, printing timings."""
+    import nbformat
+    from nbconvert import HTMLExporter
+
+    out.mkdir(parents=True, exist_ok=True)
+    for source in sources():
+        started = time.perf_counter()
+        print(f"notebook {source.stem} ...", end=" ", flush=True)
+        notebook = execute(source, environ=environ)
+        nbformat.write(notebook, out / f"{source.stem}.ipynb")
+        html, _ = HTMLExporter().from_notebook_node(notebook)
+        (out / f"{source.stem}.html").write_text(html)
+        print(f"{time.perf_counter() - started:.1f} s", flush=True)
+    print(f"Executed notebooks: {out}")

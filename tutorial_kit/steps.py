@@ -1,0 +1,59 @@
+"""Copy a step folder somewhere and run its commands the way a reader does in a terminal."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from sqlalchemy.engine import URL
+
+REPO = Path(__file__).resolve().parent.parent
+STEPS = ("start", "step-1-versioned", "step-2-generate", "step-3-apply")
+_IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc", ".pytest_cache")
+
+
+def copy_step(name: str, dest: Path) -> Path:
+    """A copy of step folder `name` at dest/name, as a reader who copied it would have."""
+    target = Path(dest) / name
+    shutil.copytree(REPO / name, target, ignore=_IGNORE)
+    return target
+
+
+def url_text(url: URL | str | None) -> str | None:
+    if url is None or isinstance(url, str):
+        return url
+    return url.render_as_string(hide_password=False)
+
+
+def step_env(database_url=None, dev_database_url=None, base: dict | None = None) -> dict[str, str]:
+    """The environment a step runs with: only the two variables it reads are set or cleared."""
+    env = dict(os.environ if base is None else base)
+    env.pop("DATABASE_URL", None)
+    env.pop("DEV_DATABASE_URL", None)
+    env["PYTHONUNBUFFERED"] = "1"
+    if database_url is not None:
+        env["DATABASE_URL"] = url_text(database_url)
+    if dev_database_url is not None:
+        env["DEV_DATABASE_URL"] = url_text(dev_database_url)
+    return env
+
+
+def run(
+    step_dir: Path,
+    *args: str,
+    database_url=None,
+    dev_database_url=None,
+    timeout: float = 300,
+) -> subprocess.CompletedProcess[str]:
+    """`python ARGS...` in step_dir, as the reader types it; output captured as text."""
+    return subprocess.run(
+        [sys.executable, *args],
+        cwd=step_dir,
+        env=step_env(database_url, dev_database_url),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )

@@ -1,0 +1,44 @@
+"""The demo app. It creates its own tables at start-up: automatic migration."""
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, selectinload
+
+from database import connect
+from models import Base, Blog, User
+
+
+def ensure_demo_data(session: Session) -> None:
+    """Create the demo author and post once; running the app again adds nothing."""
+    email = "ada@example.com"
+    if session.scalar(select(User).where(User.email == email)) is None:
+        ada = User(name="Ada Lovelace", email=email)
+        ada.blog_posts.append(
+            Blog(title="Notes on the Analytical Engine", body="It weaves algebraic patterns.")
+        )
+        session.add(ada)
+        session.commit()
+
+
+def print_users(session: Session) -> None:
+    users = session.scalars(
+        select(User).options(selectinload(User.blog_posts)).order_by(User.id)
+    ).all()
+    print(f"{len(users)} user(s)")
+    for user in users:
+        print(f"- {user.name} <{user.email}>: {len(user.blog_posts)} post(s)")
+        for post in user.blog_posts:
+            print(f"    {post.title!r}, {post.created_at:%Y-%m-%d %H:%M}")
+
+
+def main() -> None:
+    engine = connect()
+    # Automatic migration: create whatever tables are missing. It never alters an
+    # existing table, and nothing records what it did.
+    Base.metadata.create_all(engine)
+    with Session(engine) as session:
+        ensure_demo_data(session)
+        print_users(session)
+
+
+if __name__ == "__main__":
+    main()

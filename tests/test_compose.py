@@ -73,3 +73,13 @@ def test_env_example_documents_the_defaults():
     example = (ROOT / ".env.example").read_text()
     assert "MYSQL_ROOT_PASSWORD=pass" in example
     assert "MYSQL_PORT=3306" in example
+
+
+def test_step_3_app_waits_for_its_migration(compose):
+    services = compose["services"]
+    migrate, app = services["step-3-migrate"], services["step-3"]
+    assert migrate["command"] == ["python", "migrate.py", "upgrade"]
+    assert app["depends_on"]["step-3-migrate"]["condition"] == "service_completed_successfully"
+    assert app["depends_on"]["db"]["condition"] == "service_healthy"
+    assert "command" not in app  # the image's CMD: python main.py
+    assert "CMD [\"python\", \"main.py\"]" in (ROOT / "step-3-apply" / "Dockerfile").read_text()

@@ -46,13 +46,17 @@ def run(
     *args: str,
     database_url=None,
     dev_database_url=None,
+    env: dict[str, str] | None = None,
     timeout: float = 300,
 ) -> subprocess.CompletedProcess[str]:
-    """`python ARGS...` in step_dir, as the reader types it; output captured as text."""
+    """`python ARGS...` in step_dir, as the reader types it; output captured as text.
+
+    `env` adds to (or overrides) the environment, e.g. DOCKER_HOST.
+    """
     return subprocess.run(
         [sys.executable, *args],
         cwd=step_dir,
-        env=step_env(database_url, dev_database_url),
+        env={**step_env(database_url, dev_database_url), **(env or {})},
         capture_output=True,
         text=True,
         timeout=timeout,

@@ -1,0 +1,251 @@
+"""step-3-apply: production is baselined after a schema check, then migrated under a lock."""
+
+import subprocess
+import sys
+
+import pytest
+from sqlalchemy import create_engine, inspect, text
+
+from conftest import assert_clean_failure
+from tutorial_kit.steps import run, step_env, url_text
+
+USERS, POSTS = 3000, 6000
+
+
+def initialize_revision(app) -> str:
+    [first] = sorted((app / "migrations" / "versions").glob("*_initialize.py"))
+    return first.stem.split("_")[0]
+
+
+def production(step, database_url, engine):
+    """A database made by start/'s create_all(), with thousands of users and posts."""
+    assert run(step("start"), "main.py", database_url=database_url).returncode == 0
+    with engine.begin() as conn:
+        conn.execute(
+            text("INSERT INTO users (name, email) VALUES (:name, :email)"),
+            [{"name": f"User {i}", "email": f"user{i}@example.com"} for i in range(USERS)],
+        )
+        conn.execute(
+            text(
+                "INSERT INTO blogs (title, body, author_id) "
+                "SELECT CONCAT('Post ', id), REPEAT('text ', id % 50), id FROM users"
+            )
+        )
+        # The rest without an author, as ON DELETE SET NULL leaves them.
+        orphans = POSTS - 1 - (USERS + 1)  # less the demo post and one post per user
+        conn.execute(
+            text(
+                "INSERT INTO blogs (title, body, author_id) "
+                f"SELECT CONCAT('Orphan ', id), 'x', NULL FROM users LIMIT {orphans}"
+            )
+        )
+
+
+def snapshot(engine) -> dict[str, list[tuple]]:
+    """Every row of the app's tables, in id order."""
+    with engine.connect() as conn:
+        return {
+            table: conn.execute(text(f"SELECT * FROM `{table}` ORDER BY id")).all()
+            for table in ("users", "blogs")
+        }
+
+
+def version_table_exists(engine) -> bool:
+    return "alembic_version" in inspect(engine).get_table_names()
+
+
+def test_production_is_baselined_with_every_row_kept(step, database_url, dev_database_url, db):
+    production(step, database_url, db)
+    before = snapshot(db)
+    assert (len(before["users"]), len(before["blogs"])) == (USERS + 1, POSTS)
+    app = step("step-3-apply")
+    urls = dict(database_url=database_url, dev_database_url=dev_database_url)
+
+    # The app no longer migrates itself: it refuses an unmanaged database.
+    line = assert_clean_failure(run(app, "main.py", **urls))
+    assert "database is at revision none" in line and "migrate.py upgrade" in line
+
+    status = run(app, "migrate.py", "status", **urls)
+    assert status.returncode == 0, status.stderr
+    assert "holds tables (blogs, users) but no" in status.stdout
+    assert "Pending:          1" in status.stdout
+
+    # Atlas's "connected database is not clean".
+    line = assert_clean_failure(run(app, "migrate.py", "upgrade", **urls))
+    assert "holds tables (blogs, users) but no migration history" in line
+    assert "migrate.py baseline REV" in line
+    assert not version_table_exists(db)
+
+    revision = initialize_revision(app)
+    baseline = run(app, "migrate.py", "baseline", revision, **urls)
+    assert baseline.returncode == 0, baseline.stdout + baseline.stderr
+    assert f"The schema matches revision {revision}: stamped" in baseline.stdout
+
+    status = run(app, "migrate.py", "status", **urls)
+    assert f"Current revision: {revision}" in status.stdout
+    assert "Pending:          0" in status.stdout
+    current = run(app, "-m", "alembic", "current", **urls)
+    assert f"{revision} (head)" in current.stdout
+    upgrade = run(app, "migrate.py", "upgrade", **urls)
+    assert upgrade.returncode == 0 and f"Already at {revision}" in upgrade.stdout
+
+    result = run(app, "main.py", **urls)
+    assert result.returncode == 0, result.stderr
+    assert f"{USERS + 1} user(s)" in result.stdout
+    assert snapshot(db) == before  # every row still there, unchanged
+
+
+DRIFTS = {
+    "extra column": (
+        "ALTER TABLE users ADD COLUMN nickname VARCHAR(20)",
+        ["column users.nickname is not in revision {rev} (database has VARCHAR(20) NULL)"],
+    ),
+    "missing unique index": (
+        "ALTER TABLE users DROP INDEX uq_users_email",
+        ["index users.uq_users_email is missing (revision {rev} has UNIQUE (email))"],
+    ),
+    "changed column type": (
+        "ALTER TABLE blogs MODIFY title VARCHAR(100) NOT NULL",
+        ["column blogs.title: database has VARCHAR(100) NOT NULL, revision {rev} has VARCHAR(255) NOT NULL"],
+    ),
+    "foreign key without ON DELETE": (
+        "ALTER TABLE blogs DROP FOREIGN KEY fk_blogs_author_id_users; ALTER TABLE blogs "
+        "ADD CONSTRAINT fk_blogs_author_id_users FOREIGN KEY (author_id) REFERENCES users (id)",
+        ["foreign key blogs.fk_blogs_author_id_users: database has (author_id) REFERENCES "
+         "users (id), revision {rev} has (author_id) REFERENCES users (id) ON DELETE SET NULL"],
+    ),
+    "nullable column": (
+        "ALTER TABLE users MODIFY name VARCHAR(255) NULL",
+        ["column users.name: database has VARCHAR(255) NULL, revision {rev} has VARCHAR(255) NOT NULL"],
+    ),
+}
+
+
+@pytest.mark.parametrize("drift", [*DRIFTS, "all at once"])
+def test_drifted_production_is_not_baselined(step, database_url, dev_database_url, db, drift):
+    production(step, database_url, db)
+    chosen = DRIFTS.values() if drift == "all at once" else [DRIFTS[drift]]
+    with db.begin() as conn:
+        for statements, _ in chosen:
+            for statement in statements.split("; "):
+                conn.execute(text(statement))
+    before = snapshot(db)
+    app = step("step-3-apply")
+    revision = initialize_revision(app)
+    result = run(app, "migrate.py", "baseline", revision,
+                 database_url=database_url, dev_database_url=dev_database_url)
+    line = assert_clean_failure(result)
+    expected = [d.format(rev=revision) for _, diffs in chosen for d in diffs]
+    listed = [l.strip() for l in result.stdout.splitlines()]
+    assert sorted(listed) == sorted(expected)
+    assert f"differs from revision {revision} in {len(expected)} place(s)" in line
+    assert "nothing was stamped" in line
+    assert not version_table_exists(db)
+    assert snapshot(db) == before
+
+
+def test_concurrent_upgrades_take_turns(step, database_url, db):
+    app = step("step-3-apply")
+    env = step_env(database_url)
+    processes = [
+        subprocess.Popen([sys.executable, "migrate.py", "upgrade"], cwd=app, env=env,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for _ in range(6)
+    ]
+    results = [(p.wait(timeout=120), *p.communicate()) for p in processes]
+    assert [code for code, _, _ in results] == [0] * 6, results
+    assert all(err == "" for _, _, err in results), results
+    outputs = [out for _, out, _ in results]
+    assert sum("Upgraded from an empty database" in out for out in outputs) == 1
+    assert sum("Already at" in out for out in outputs) == 5
+    check = run(app, "-m", "alembic", "check", database_url=database_url)
+    assert check.returncode == 0, check.stdout + check.stderr
+    with db.connect() as conn:
+        assert conn.scalar(text("SELECT COUNT(*) FROM alembic_version")) == 1
+
+
+def test_fresh_database_is_upgraded_then_the_app_runs(step, database_url, db):
+    app = step("step-3-apply")
+    upgrade = run(app, "migrate.py", "upgrade", database_url=database_url)
+    assert upgrade.returncode == 0, upgrade.stderr
+    assert f"Applying {initialize_revision(app)}  initialize" in upgrade.stdout
+    for _ in range(2):
+        result = run(app, "main.py", database_url=database_url)
+        assert result.returncode == 0, result.stderr
+    with db.connect() as conn:
+        assert conn.scalar(text("SELECT COUNT(*) FROM users")) == 1
+
+
+def test_app_on_an_out_of_date_database_says_migrate(step, database_url, dev_database_url, db):
+    app = step("step-3-apply")
+    assert run(app, "migrate.py", "upgrade", database_url=database_url).returncode == 0
+    models = app / "models.py"
+    models.write_text(models.read_text().replace(
+        "    name: Mapped[str]", "    title: Mapped[str | None] = mapped_column(String(255))\n    name: Mapped[str]"))
+    planned = run(app, "generate.py", "add_user_title", dev_database_url=dev_database_url)
+    assert planned.returncode == 0, planned.stderr
+    old = initialize_revision(app)
+    [new] = [p.stem.split("_")[0] for p in (app / "migrations" / "versions").glob("*_add_user_title.py")]
+
+    line = assert_clean_failure(run(app, "main.py", database_url=database_url))
+    assert f"database is at revision {old}, this code needs {new}" in line
+    status = run(app, "migrate.py", "status", database_url=database_url)
+    assert "Pending:          1" in status.stdout and f"{new}  add_user_title" in status.stdout
+    assert run(app, "migrate.py", "upgrade", database_url=database_url).returncode == 0
+    assert run(app, "main.py", database_url=database_url).returncode == 0
+    assert "title" in [c["name"] for c in inspect(db).get_columns("users")]
+
+
+def test_plain_alembic_keeps_working(step, database_url):
+    app = step("step-3-apply")
+    rev = initialize_revision(app)
+    for args, expected in [
+        (["upgrade", "head"], ""),
+        (["current"], f"{rev} (head)"),
+        (["history"], f"<base> -> {rev} (head), initialize"),
+        (["check"], "No new upgrade operations detected"),
+    ]:
+        result = run(app, "-m", "alembic", *args, database_url=database_url)
+        assert result.returncode == 0, result.stderr
+        assert expected in result.stdout
+
+
+SECRET = "s3cret-Pa55word"
+
+
+@pytest.mark.parametrize(
+    "case, args, url, expected",
+    [
+        ("no command", [], "ok", "usage: python migrate.py status | upgrade | baseline REV"),
+        ("unknown command", ["apply"], "ok", "usage: python migrate.py"),
+        ("baseline without REV", ["baseline"], "ok", "baseline needs the revision"),
+        ("unknown revision", ["baseline", "abc123"], "filled", "unknown revision 'abc123'"),
+        ("baseline an empty database", ["baseline", "REV"], "ok", "the database is empty"),
+        ("baseline twice", ["baseline", "REV"], "managed", "already at revision"),
+        ("malformed URL", ["status"], f"mysql+pymysql://root:{SECRET}@h:port/db", "not a valid URL"),
+        ("wrong password", ["upgrade"], "password", "check the user name and password"),
+        ("unreachable", ["upgrade"], "port", "cannot reach MySQL at 127.0.0.1:1"),
+        ("unset", ["status"], None, "DATABASE_URL is not set"),
+    ],
+)
+def test_bad_input_gets_one_clear_line(step, database_url, dev_database_url, db, case, args, url, expected):
+    app = step("step-3-apply")
+    rev = initialize_revision(app)
+    if url == "filled":
+        assert run(step("start"), "main.py", database_url=database_url).returncode == 0
+    if url == "managed":
+        assert run(app, "migrate.py", "upgrade", database_url=database_url).returncode == 0
+    before = (sorted(inspect(db).get_table_names()), snapshot(db) if url in ("filled", "managed") else None)
+    urls = {
+        "ok": database_url, "filled": database_url, "managed": database_url,
+        "password": database_url.set(password=SECRET),
+        "port": database_url.set(port=1, password=SECRET),
+    }
+    args = [rev if a == "REV" else a for a in args]
+    result = run(app, "migrate.py", *args, database_url=urls.get(url, url),
+                 dev_database_url=dev_database_url)
+    line = assert_clean_failure(result, password=SECRET)
+    assert line.startswith("error: ") and expected in line, (case, line)
+    db.dispose()
+    after = (sorted(inspect(db).get_table_names()), snapshot(db) if url in ("filled", "managed") else None)
+    assert after == before  # nothing half-done

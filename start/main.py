@@ -1,6 +1,6 @@
 """The demo app. It creates its own tables at start-up: automatic migration."""
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
 from database import connect
@@ -19,15 +19,18 @@ def ensure_demo_data(session: Session) -> None:
         session.commit()
 
 
-def print_users(session: Session) -> None:
+def print_users(session: Session, limit: int = 5) -> None:
+    total = session.scalar(select(func.count()).select_from(User))
     users = session.scalars(
-        select(User).options(selectinload(User.blog_posts)).order_by(User.id)
+        select(User).options(selectinload(User.blog_posts)).order_by(User.id).limit(limit)
     ).all()
-    print(f"{len(users)} user(s)")
+    print(f"{total} user(s)")
     for user in users:
         print(f"- {user.name} <{user.email}>: {len(user.blog_posts)} post(s)")
         for post in user.blog_posts:
             print(f"    {post.title!r}, {post.created_at:%Y-%m-%d %H:%M}")
+    if total > limit:
+        print(f"... and {total - limit} more")
 
 
 def main() -> None:

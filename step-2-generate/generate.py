@@ -14,6 +14,7 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config
 from alembic.operations import ops
+from alembic.script import ScriptDirectory
 from sqlalchemy import event
 
 from devdb import dev_database
@@ -52,6 +53,15 @@ def rename_warnings(upgrade: ops.UpgradeOps) -> list[str]:
     return found
 
 
+def new_revision_id(config: Config) -> str:
+    """The time, as Atlas names versions; one later if a plan this second took it."""
+    taken = {script.revision for script in ScriptDirectory.from_config(config).walk_revisions()}
+    stamp = int(time.strftime("%Y%m%d%H%M%S"))
+    while str(stamp) in taken:
+        stamp += 1
+    return str(stamp)
+
+
 def main(argv: list[str]) -> None:
     if not argv:
         raise SystemExit(f"error: NAME is missing; {USAGE}")
@@ -77,7 +87,7 @@ def main(argv: list[str]) -> None:
             config,
             message=name,
             autogenerate=True,
-            rev_id=time.strftime("%Y%m%d%H%M%S"),  # revisions named by time, as Atlas does
+            rev_id=new_revision_id(config),
             process_revision_directives=keep_if_changed,
         )
         if not script:

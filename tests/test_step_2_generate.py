@@ -1,6 +1,7 @@
 """step-2-generate: the planner, on a throwaway dev database, never on the app's."""
 
 import re
+from datetime import datetime, timedelta
 
 import pytest
 from sqlalchemy import create_engine, inspect
@@ -76,6 +77,32 @@ def test_a_model_change_becomes_one_revision(step, server, dev_database_url, dat
     # Running the planner again finds nothing left to do.
     again = run(app, "generate.py", "add_user_title", dev_database_url=dev_database_url)
     assert "nothing to generate" in again.stdout
+
+
+def test_a_revision_id_already_taken_is_skipped(step, dev_database_url, database_url):
+    # Revisions are named by the second. Occupy the next ten seconds' names with empty
+    # revisions, so that the plan below is made in a second whose name is taken.
+    app = step("step-2-generate")
+    versions = app / "migrations" / "versions"
+    [first] = revisions(app)
+    previous = first.stem.split("_")[0]
+    now = datetime.now()
+    for offset in range(11):
+        rev = (now + timedelta(seconds=offset)).strftime("%Y%m%d%H%M%S")
+        (versions / f"{rev}_placeholder.py").write_text(
+            f"revision = {rev!r}\ndown_revision = {previous!r}\nbranch_labels = None\n"
+            "depends_on = None\n\ndef upgrade():\n    pass\n\ndef downgrade():\n    pass\n"
+        )
+        previous = rev
+    edit(app / "models.py", "    name: Mapped[str]",
+         "    title: Mapped[str | None] = mapped_column(String(50))\n    name: Mapped[str]")
+    result = run(app, "generate.py", "add_user_title", dev_database_url=dev_database_url)
+    assert result.returncode == 0, result.stderr
+    [new] = versions.glob("*_add_user_title.py")
+    assert f"down_revision: Union[str, Sequence[str], None] = {previous!r}" in new.read_text()
+    assert run(app, "-m", "alembic", "upgrade", "head", database_url=database_url).returncode == 0
+    check = run(app, "-m", "alembic", "check", database_url=database_url)
+    assert check.returncode == 0, check.stdout + check.stderr
 
 
 def test_a_renamed_column_is_flagged(step, dev_database_url):

@@ -39,7 +39,10 @@ def execute(source: Path, *, environ: dict[str, str] | None = None, timeout: int
     notebook = jupytext.read(source)
     with _environ(environ or {}):
         NotebookClient(
-            notebook, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(NOTEBOOKS)}}
+            notebook,
+            timeout=timeout,
+            kernel_name="python3",
+            resources={"metadata": {"path": str(NOTEBOOKS)}},
         ).execute()
     return notebook
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import os
 import shlex
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -30,13 +31,15 @@ class Walk:
         self.build = build
         self.transcript = (build / "transcript.txt").open("w")
         self.databases = []
+        self.current = ""  # the step being walked: its copies go to build/steps/<step>/
+        shutil.rmtree(build / "steps", ignore_errors=True)
 
     def say(self, text: str = "") -> None:
         print(text, flush=True)
         self.transcript.write(text + "\n")
 
     def copy(self, name: str) -> Path:
-        return copy_step(name, self.build / "steps")
+        return copy_step(name, self.build / "steps" / self.current)
 
     def database(self, prefix: str):
         url = self.server.create_database(prefix)
@@ -77,7 +80,41 @@ def walk_step_1(w: Walk) -> None:
     w.python(app, "-m", "alembic", "heads", database_url=db)
 
 
-WALKS = {"start": walk_start, "step-1-versioned": walk_step_1}
+def walk_step_2(w: Walk) -> None:
+    app, dev = w.copy("step-2-generate"), w.database("dev")
+    w.say("# How migrations/versions/*_initialize.py was made: remove it from the copy, plan again.")
+    for revision in (app / "migrations" / "versions").glob("*.py"):
+        revision.unlink()
+    w.python(app, "generate.py", "initialize", dev_database_url=dev)
+    w.say("# Plan again: the models and the migrations now agree.")
+    w.python(app, "generate.py", "initialize", dev_database_url=dev)
+    w.python(app, "-m", "alembic", "history", dev_database_url=dev)
+
+
+def walk_step_3(w: Walk) -> None:
+    start, app = w.copy("start"), w.copy("step-3-apply")
+    urls = dict(database_url=w.database("production"), dev_database_url=w.database("dev"))
+    [first] = sorted((app / "migrations" / "versions").glob("*_initialize.py"))
+    revision = first.stem.split("_")[0]
+    w.say("# Production, as start/'s create_all() made it.")
+    w.python(start, "main.py", **urls)
+    w.say("# The new app refuses to run on it, and upgrade refuses to touch it.")
+    w.python(app, "main.py", expect=1, **urls)
+    w.python(app, "migrate.py", "status", **urls)
+    w.python(app, "migrate.py", "upgrade", expect=1, **urls)
+    w.say("# Check the schema against the first revision, then stamp it.")
+    w.python(app, "migrate.py", "baseline", revision, **urls)
+    w.python(app, "migrate.py", "status", **urls)
+    w.python(app, "migrate.py", "upgrade", **urls)
+    w.python(app, "main.py", **urls)
+
+
+WALKS = {
+    "start": walk_start,
+    "step-1-versioned": walk_step_1,
+    "step-2-generate": walk_step_2,
+    "step-3-apply": walk_step_3,
+}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -100,6 +137,7 @@ def main(argv: list[str] | None = None) -> int:
                 if name in WALKS and (REPO / name).is_dir():
                     started = time.perf_counter()
                     walk.say(f"\n=== {name}")
+                    walk.current = name
                     WALKS[name](walk)
                     walk.say(f"=== {name}: ok in {time.perf_counter() - started:.1f} s")
         except StepFailed as exc:

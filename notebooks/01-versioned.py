@@ -1,0 +1,84 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     notebook_metadata_filter: kernelspec,jupytext
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 01 · versioned: set up Alembic
+#
+# automatic → **versioned** → generate → apply
+#
+# Ent's "enable versioned migrations" turns on a code-generation flag so the project can plan
+# migrations. In Python the tool is Alembic, configured against the models' `MetaData`. This
+# step adds Alembic's scaffolding and nothing else: no revision yet, and the app still calls
+# `create_all()`.
+#
+# | Python (this repository) | Go (Ent / Atlas) |
+# |---|---|
+# | `alembic.ini`, `migrations/env.py` | `--feature sql/versioned-migration` in `ent/generate.go` |
+# | `target_metadata = Base.metadata` | the Ent schema graph |
+# | `migrations/versions/<time>_<name>.py` | `ent/migrate/migrations/<version>_<name>.sql` |
+# | `python -m alembic history` | `atlas migrate status` |
+
+# %%
+from tutorial_kit.notebook import Tutorial
+
+t = Tutorial("01-versioned")
+
+# %% [markdown]
+# ## What changed since `start/`
+#
+# Computed from the two folders as they are now (`diff -ru start step-1-versioned`):
+
+# %%
+t.diff("start", "step-1-versioned")
+
+# %% [markdown]
+# Three things to notice in `alembic.ini` and `env.py`:
+#
+# - **No URL in `alembic.ini`.** `env.py` reads `DATABASE_URL`, so no password is committed, and
+#   code (tests, scripts) can hand in an Engine or a Connection instead.
+# - **`target_metadata = Base.metadata`**: autogenerate compares the database with the models.
+# - **`file_template`** names revision files by time, then name, so they sort in the order they
+#   were written, like Atlas's `<version>_<name>.sql`.
+#
+# ## Run it
+#
+# The app is unchanged: it still creates its tables.
+
+# %%
+app = t.copy("step-1-versioned")
+db = t.database("step1")
+t.sh(app, "python main.py", database_url=db)
+
+# %% [markdown]
+# Alembic now runs from the folder. There is no revision yet, so history and heads are empty.
+# (`python -m alembic` works where the `alembic` script is not on `PATH`, as in a kernel.)
+
+# %%
+t.sh(app, "python -m alembic history", database_url=db)
+t.sh(app, "python -m alembic heads", database_url=db)
+t.sh(app, "python -m alembic current", database_url=db)
+
+# %% [markdown]
+# ## What MySQL holds
+#
+# `alembic current` looked for the version table and found none. The app's tables are still
+# create_all()'s, unrecorded:
+
+# %%
+t.sql(db, "SHOW TABLES")
+
+# %% [markdown]
+# Next: [02-generate](02-generate.ipynb) writes the first revision from the models.

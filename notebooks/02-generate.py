@@ -1,0 +1,114 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     notebook_metadata_filter: kernelspec,jupytext
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 02 · generate: plan migrations from the models
+#
+# automatic → versioned → **generate** → apply
+#
+# Ent's "automatic migration planning": `atlas migrate diff NAME --dev-url docker://mysql/8/dev`
+# compares the schema with what the existing migrations build, on a throwaway *dev database*,
+# and writes the difference as the next migration file. `python generate.py NAME` does the same
+# with Alembic's autogenerate.
+#
+# | Python (this repository) | Go (Atlas) |
+# |---|---|
+# | `python generate.py NAME` | `atlas migrate diff NAME --dir ... --to ent://ent/schema` |
+# | `DEV_DATABASE_URL` (or a MySQL container via the Docker SDK) | `--dev-url docker://mysql/8/dev` |
+# | `migrations/versions/<time>_<name>.py` | `<version>_<name>.sql` + `atlas.sum` |
+# | `python -m alembic upgrade head --sql` | reading the `.sql` file |
+
+# %%
+from tutorial_kit.notebook import Tutorial
+
+t = Tutorial("02-generate")
+
+# %% [markdown]
+# ## What changed since `step-1-versioned/`
+#
+# The planner (`generate.py`, `devdb.py`) and the revision it wrote, shown in full:
+
+# %%
+t.diff("step-1-versioned", "step-2-generate")
+
+# %% [markdown]
+# ## How `initialize` was written
+#
+# In a copy of the folder, remove the revision and plan again. The planner creates a throwaway
+# database beside the empty scratch database that `DEV_DATABASE_URL` names, replays the existing
+# migrations there (none yet), compares with the models, writes the revision, applies it to the
+# throwaway database to prove that it runs, prints the SQL, and drops the database.
+
+# %%
+app = t.copy("step-2-generate")
+dev = t.database("dev")  # the empty scratch database, `dev` in docker-compose.yml
+for revision in (app / "migrations" / "versions").glob("*.py"):
+    revision.unlink()
+t.sh(app, "python generate.py initialize", dev_database_url=dev)
+
+# %% [markdown]
+# Plan again: the models and the migrations now agree, and nothing is written.
+
+# %%
+t.sh(app, "python generate.py initialize", dev_database_url=dev)
+t.sh(app, "python -m alembic history")
+
+# %% [markdown]
+# The scratch database is still empty, and no throwaway database was left behind:
+
+# %%
+t.sql(dev, "SHOW TABLES")
+t.sql(dev, "SHOW DATABASES LIKE 'plan\\_%'")
+
+# %% [markdown]
+# ## The SQL a revision runs
+#
+# Alembic's offline mode prints it without touching a database, the way you read Atlas's `.sql`
+# files in review:
+
+# %%
+t.sh(app, "python -m alembic upgrade head --sql")
+
+# %% [markdown]
+# ## The next change: a new column
+#
+# Give users an optional `title` (Ent's "new migration" page), and plan `add_user_title`:
+
+# %%
+models = app / "models.py"
+models.write_text(models.read_text().replace(
+    "    email: Mapped[str] = mapped_column(String(255), unique=True)\n",
+    "    email: Mapped[str] = mapped_column(String(255), unique=True)\n"
+    "    title: Mapped[str | None] = mapped_column(String(255))\n",
+))
+t.sh(app, "python generate.py add_user_title", dev_database_url=dev)
+[new] = (app / "migrations" / "versions").glob("*_add_user_title.py")
+t.show(new)
+
+# %% [markdown]
+# ## Autogenerate loses renamed data
+#
+# Rename `name` to `full_name` in the model. Autogenerate cannot tell a rename from a drop and an
+# add, and writes exactly that: applied as written, every user's name would be gone. The planner
+# warns, and prints the operation to write by hand instead.
+
+# %%
+models.write_text(models.read_text().replace("    name: Mapped[str]", "    full_name: Mapped[str]"))
+t.sh(app, "python generate.py rename_user_name", dev_database_url=dev)
+
+# %% [markdown]
+# Always read a generated revision before committing it. Next: [03-apply](03-apply.ipynb) takes
+# the migrations to a production database that `create_all()` made.

@@ -1,0 +1,120 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     notebook_metadata_filter: kernelspec,jupytext
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 03 · apply: migrate production
+#
+# automatic → versioned → generate → **apply**
+#
+# Ent's "upgrading production". The app stops calling `create_all()`; the migrations own the
+# schema. Production, though, was made by `create_all()`: it has the tables and no migration
+# history. `atlas migrate apply` refuses such a database ("connected database is not clean")
+# until it is *baselined*: marked as already at the first version. We do the same, and one thing
+# more: check that production really matches that version before marking it.
+#
+# | Python (this repository) | Go (Atlas) |
+# |---|---|
+# | `python migrate.py status` | `atlas migrate status` |
+# | `python migrate.py upgrade` (under a MySQL named lock) | `atlas migrate apply` |
+# | `python migrate.py baseline REV` (schema checked first) | `atlas migrate apply --baseline VERSION` |
+# | `alembic_version` table | `atlas_schema_revisions` table |
+
+# %%
+from tutorial_kit.notebook import Tutorial
+
+t = Tutorial("03-apply")
+
+# %% [markdown]
+# ## What changed since `step-2-generate/`
+
+# %%
+t.diff("step-2-generate", "step-3-apply")
+
+# %% [markdown]
+# ## Production, as automatic migration left it
+#
+# `start/` creates the schema; then a thousand users and their posts arrive.
+
+# %%
+start, app = t.copy("start"), t.copy("step-3-apply")
+production, dev = t.database("production"), t.database("dev")
+urls = dict(database_url=production, dev_database_url=dev)
+t.sh(start, "python main.py", **urls)
+t.sql(production, "INSERT INTO users (name, email) WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL "
+      "SELECT i + 1 FROM n WHERE i < 1000) SELECT CONCAT('User ', i), CONCAT('user', i, '@example.com') FROM n")
+t.sql(production, "INSERT INTO blogs (title, body, author_id) SELECT CONCAT('Post by ', name), 'Hello.', id FROM users")
+everything = "SELECT * FROM users ORDER BY id; SELECT * FROM blogs ORDER BY id"
+before = [t.query(production, q) for q in everything.split("; ")]  # every row, to compare later
+t.sql(production, "SELECT (SELECT COUNT(*) FROM users) AS users, (SELECT COUNT(*) FROM blogs) AS blogs")
+
+# %% [markdown]
+# ## The new app refuses it; so does `upgrade`
+#
+# `main.py` checks the revision at start-up instead of creating tables. `upgrade` sees tables
+# without a migration history, and refuses rather than try to create them again.
+
+# %%
+t.sh(app, "python main.py", **urls, expect=1)
+t.sh(app, "python migrate.py status", **urls)
+t.sh(app, "python migrate.py upgrade", **urls, expect=1)
+
+# %% [markdown]
+# ## A database that drifted is not baselined
+#
+# Production databases drift: someone added a column by hand, dropped an index to speed up an
+# import. Copy production, drift the copy, and try to baseline it at `initialize`. The planner's
+# throwaway database builds `initialize`; the two schemas are compared; every difference is
+# listed, and nothing is stamped.
+
+# %%
+[first] = (app / "migrations" / "versions").glob("*_initialize.py")
+revision = first.stem.split("_")[0]
+drifted = t.database("drifted")
+t.sh(start, "python main.py", database_url=drifted)
+t.sql(drifted, "ALTER TABLE users ADD COLUMN nickname VARCHAR(20)")
+t.sql(drifted, "ALTER TABLE users DROP INDEX uq_users_email")
+t.sh(app, f"python migrate.py baseline {revision}", database_url=drifted, dev_database_url=dev, expect=1)
+t.sql(drifted, "SHOW TABLES LIKE 'alembic_version'")
+
+# %% [markdown]
+# ## Baseline production
+#
+# Production matches `initialize`, so `baseline` stamps it:
+
+# %%
+t.sh(app, f"python migrate.py baseline {revision}", **urls)
+t.sh(app, "python migrate.py status", **urls)
+t.sql(production, "SELECT * FROM alembic_version")
+
+# %% [markdown]
+# ## Deploy as usual from now on
+#
+# `upgrade` applies whatever is pending (nothing yet), the app runs, and every row is still there.
+
+# %%
+t.sh(app, "python migrate.py upgrade", **urls)
+t.sh(app, "python main.py", **urls)
+t.sql(production, "SELECT (SELECT COUNT(*) FROM users) AS users, (SELECT COUNT(*) FROM blogs) AS blogs")
+after = [t.query(production, q) for q in everything.split("; ")]
+assert after == before, "rows changed"
+print(f"Every row is still there, unchanged: {len(after[0][1])} users, {len(after[1][1])} posts.")
+
+# %% [markdown]
+# Plain Alembic agrees:
+
+# %%
+t.sh(app, "python -m alembic current", **urls)
+t.sh(app, "python -m alembic check", **urls)

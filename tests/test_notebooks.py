@@ -1,0 +1,91 @@
+"""The notebooks: each .py/.ipynb pair agrees, and each runs top to bottom against MySQL."""
+
+import jupytext
+import nbformat
+import pytest
+
+from tutorial_kit.notebooks import NOTEBOOKS, execute, sources
+
+NAMES = [p.stem for p in sources()]
+
+
+def cells(notebook) -> list[tuple[str, str]]:
+    return [(cell.cell_type, cell.source) for cell in notebook.cells]
+
+
+def test_every_step_has_a_notebook():
+    assert NAMES == ["00-start", "01-versioned", "02-generate", "03-apply"]
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_pair_is_in_sync(name):
+    source = jupytext.read(NOTEBOOKS / f"{name}.py")
+    paired = nbformat.read(NOTEBOOKS / f"{name}.ipynb", as_version=4)
+    assert cells(paired) == cells(source), f"run `make sync` after editing {name}.py"
+    assert all(not cell.get("outputs") for cell in paired.cells), f"{name}.ipynb holds outputs"
+    assert paired.metadata["kernelspec"]["name"] == "python3"
+    assert "py:percent" in paired.metadata["jupytext"]["formats"]
+
+
+def outputs(notebook) -> tuple[str, str]:
+    """(all text the notebook printed, all HTML it displayed)."""
+    text, html = [], []
+    for cell in notebook.cells:
+        for output in cell.get("outputs", []):
+            if output.output_type == "stream":
+                text.append(output.text)
+            elif output.output_type in ("display_data", "execute_result"):
+                text.append(output.data.get("text/plain", ""))
+                html.append(output.data.get("text/html", ""))
+    return "\n".join(text), "\n".join(html)
+
+
+# What each notebook must show: the diff it narrates, the commands it runs, what MySQL holds.
+EXPECTED = {
+    "00-start": [
+        "start$ python main.py",
+        "- Ada Lovelace <ada@example.com>: 1 post(s)",
+        "mysql> SHOW CREATE TABLE users;",
+        "UNIQUE KEY `uq_users_email` (`email`)",
+        "FOREIGN KEY (`author_id`) REFERENCES `users` (`id`) ON DELETE SET NULL",
+        "Unknown column 'users.title'",  # create_all() did not add the new column
+    ],
+    "01-versioned": [
+        "+++ step-1-versioned/alembic.ini",
+        "+target_metadata = Base.metadata",
+        "step-1-versioned$ python -m alembic history",
+        "mysql> SHOW TABLES;",
+    ],
+    "02-generate": [
+        "+++ step-2-generate/generate.py",
+        "_initialize.py",
+        "+    op.create_table('users',",  # the revision, shown in full
+        "Wrote migrations/versions/",
+        "nothing to generate",
+        "ALTER TABLE users ADD COLUMN title VARCHAR(255)",
+        "warning: column 'users.name' is dropped and 'full_name' added",
+        "mysql> SHOW TABLES;",
+    ],
+    "03-apply": [
+        "+++ step-3-apply/migrate.py",
+        "-    Base.metadata.create_all(engine)",
+        "holds tables (blogs, users) but no migration history",
+        "index users.uq_users_email is missing",
+        "nothing was stamped",
+        "stamped it as the current revision",
+        "mysql> SELECT * FROM alembic_version;",
+        "Every row is still there, unchanged: 1001 users, 1002 posts.",
+        "No new upgrade operations detected",
+    ],
+}
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_notebook_runs_and_shows_its_step(name, server):
+    # Each notebook on its own, in a fresh kernel; it makes its own databases.
+    notebook = execute(NOTEBOOKS / f"{name}.py", environ=server.environ)
+    text, html = outputs(notebook)
+    for expected in EXPECTED[name]:
+        assert expected in text, f"{name}: {expected!r} not shown"
+    if name != "00-start":
+        assert "<span" in html, f"{name}: the diff is not colored in Jupyter"

@@ -1,0 +1,80 @@
+"""The repository's promises: small step diffs, matching pins, self-contained step folders."""
+
+import re
+from pathlib import Path
+
+import pytest
+
+from conftest import repo_root
+from tutorial_kit.diff import changes
+from tutorial_kit.steps import STEPS
+
+ROOT = repo_root()
+def _revision(step: str) -> str:
+    [path] = (ROOT / step / "migrations" / "versions").glob("*_initialize.py")
+    return f"migrations/versions/{path.name}"
+
+
+EXPECTED = {
+    ("start", "step-1-versioned"): lambda: {
+        "added": {
+            "alembic.ini",
+            "migrations/env.py",
+            "migrations/script.py.mako",
+            "migrations/versions/.gitkeep",
+        },
+        "removed": set(),
+        "changed": {"README.md", "requirements.txt"},
+    },
+    ("step-1-versioned", "step-2-generate"): lambda: {
+        "added": {"generate.py", "devdb.py", _revision("step-2-generate")},
+        "removed": {"migrations/versions/.gitkeep"},
+        "changed": {"README.md", "requirements.txt"},
+    },
+    ("step-2-generate", "step-3-apply"): lambda: {
+        "added": {"migrate.py", "revisions.py", "schema_compare.py"},
+        "removed": set(),
+        "changed": {"README.md", "main.py"},
+    },
+}
+
+
+@pytest.mark.parametrize("old, new", EXPECTED)
+def test_each_step_changes_only_what_it_teaches(old, new):
+    assert changes(ROOT / old, ROOT / new) == EXPECTED[old, new]()
+
+
+def pins(path: Path) -> dict[str, str]:
+    found = {}
+    for line in path.read_text().splitlines():
+        line = line.split("#")[0].strip()
+        if line and not line.startswith("-"):
+            name, _, version = line.partition("==")
+            assert version, f"{path}: {line!r} is not pinned with =="
+            found[re.sub(r"\[.*\]", "", name).lower()] = line
+    return found
+
+
+@pytest.mark.parametrize("step", STEPS)
+def test_step_requirements_are_pinned_like_the_top_level(step):
+    top = pins(ROOT / "requirements.txt")
+    for name, line in pins(ROOT / step / "requirements.txt").items():
+        assert top.get(name) == line, f"{step}/requirements.txt: {line} vs {top.get(name)}"
+
+
+@pytest.mark.parametrize("step", STEPS)
+def test_step_folders_read_only_environment_variables(step):
+    for path in (ROOT / step).rglob("*.py"):
+        source = path.read_text()
+        assert "tutorial_kit" not in source, path
+        assert "../" not in source and "parent.parent" not in source, path
+        assert set(re.findall(r"environ\.get\(\"(\w+)\"", source)) <= {"DATABASE_URL", "DEV_DATABASE_URL"}
+
+
+@pytest.mark.parametrize("readme", sorted(ROOT.glob("step-*/README.md")))
+def test_revisions_named_in_readmes_exist(readme):
+    versions = readme.parent / "migrations" / "versions"
+    for revision in set(re.findall(r"\b(20\d{12})\b", readme.read_text())):
+        if revision == "20261127093000":  # the README's example of a file name
+            continue
+        assert list(versions.glob(f"{revision}_*.py")), f"{readme}: {revision}"

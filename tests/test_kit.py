@@ -1,5 +1,6 @@
 """The tutorial kit finds a server the documented way, and says what to do when it cannot."""
 
+import socket
 import subprocess
 import sys
 
@@ -95,3 +96,24 @@ def test_tutorial_command_reports_no_server_in_one_line(tmp_path):
     assert result.stderr.strip().splitlines() == [
         f"error: no MySQL server found: {kit.HOW_TO_GET_ONE}"
     ]
+
+
+def test_local_server_moves_on_when_its_port_is_taken(monkeypatch):
+    binary = kit.find_server_binary()
+    if binary is None:
+        pytest.skip("no mysqld or mariadbd on this machine")
+    # Something that is not MySQL holds the first port the kit picks: it must neither hang
+    # on it nor give up, but start the server on another port.
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", 0))
+        squatter.listen()
+        taken = squatter.getsockname()[1]
+        ports = iter([taken])
+        real = kit._free_port
+        monkeypatch.setattr(kit, "_free_port", lambda: next(ports, None) or real())
+        server = kit.start_local_server(binary)
+        try:
+            assert server.url.port != taken
+            server.connect().close()
+        finally:
+            server.stop()

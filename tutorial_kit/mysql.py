@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import pymysql
@@ -63,7 +64,8 @@ class Server:
         """The server URL as DATABASE_URL, for child processes that look for a server."""
         return {"DATABASE_URL": self.url.render_as_string(hide_password=False)}
 
-    def connect(self, database: str | None = None) -> pymysql.Connection:
+    def connect(self, database: str | None = None, *, timeout: float = 60) -> pymysql.Connection:
+        """A plain PyMySQL connection; `timeout` bounds the wait for any answer."""
         return pymysql.connect(
             host=self.url.host,
             port=self.url.port or 3306,
@@ -72,6 +74,9 @@ class Server:
             database=database,
             autocommit=True,
             connect_timeout=5,
+            # Something on the port that is not MySQL would otherwise keep us waiting forever.
+            read_timeout=timeout,
+            write_timeout=timeout,
         )
 
     def create_database(self, prefix: str = "tutorial") -> URL:
@@ -160,7 +165,7 @@ def _compose_service() -> Server | None:
         return None
     server = Server(url, "docker compose service on 127.0.0.1")
     try:
-        server.connect().close()
+        server.connect(timeout=2).close()
     except pymysql.MySQLError:
         return None
     return server
@@ -193,7 +198,11 @@ def _docker_container() -> Server | None:
         "mysql+pymysql", username="root", password=password, host="127.0.0.1", port=port
     )
     server = Server(url, f"{MYSQL_IMAGE} container", lambda: container.stop(timeout=5))
-    _wait_until_ready(server, timeout=120, on_fail=server.stop)
+    try:
+        _wait_until_ready(server, timeout=120)
+    except NoServerError:
+        server.stop()
+        raise
     return server
 
 
@@ -222,41 +231,57 @@ def start_local_server(binary: Path, *, timeout: float = 30) -> Server:
         last = detail.strip().splitlines()[-1] if detail.strip() else "no output"
         raise NoServerError(f"could not initialise {binary}: {last}") from None
 
-    port = _free_port()
-    args = [
-        str(binary),
-        "--no-defaults",
-        f"--datadir={datadir}",
-        f"--socket={sock}",
-        f"--port={port}",
-        "--bind-address=127.0.0.1",
-        f"--log-error={log}",
-        f"--pid-file={workdir / 'mysqld.pid'}",
-        # A throwaway server: trade durability for speed.
-        "--innodb-flush-log-at-trx-commit=0",
-        "--innodb-buffer-pool-size=64M",
-        # MySQL 8's defaults, which MariaDB does not share.
-        "--character-set-server=utf8mb4",
-        "--collation-server=utf8mb4_unicode_ci",
-        *as_user,
-    ]
-    if not mariadb:
-        args += ["--mysqlx=OFF", "--skip-log-bin"]
-    process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-    def stop() -> None:
-        process.terminate()
+    version = _version(binary)
+    attempts = 3
+    for attempt in range(1, attempts + 1):
+        port = _free_port()
+        args = [
+            str(binary),
+            "--no-defaults",
+            f"--datadir={datadir}",
+            f"--socket={sock}",
+            f"--port={port}",
+            "--bind-address=127.0.0.1",
+            f"--log-error={log}",
+            f"--pid-file={workdir / 'mysqld.pid'}",
+            # A throwaway server: trade durability for speed.
+            "--innodb-flush-log-at-trx-commit=0",
+            "--innodb-buffer-pool-size=64M",
+            # MySQL 8's defaults, which MariaDB does not share.
+            "--character-set-server=utf8mb4",
+            "--collation-server=utf8mb4_unicode_ci",
+            *as_user,
+        ]
+        if not mariadb:
+            args += ["--mysqlx=OFF", "--skip-log-bin"]
+        process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        url = URL.create("mysql+pymysql", username="root", password="", host="127.0.0.1", port=port)
+        server = Server(url, f"local {binary.name} ({version})", partial(_stop, process, workdir))
         try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        shutil.rmtree(workdir, ignore_errors=True)
+            _wait_until_ready(server, timeout=timeout, log=log, process=process)
+            return server
+        except NoServerError:
+            exited_early = process.poll() is not None
+            _terminate(process)
+            # The free port may have been taken before the server bound it: try another.
+            if not exited_early or attempt == attempts:
+                shutil.rmtree(workdir, ignore_errors=True)
+                raise
+    raise AssertionError("unreachable")
 
-    url = URL.create("mysql+pymysql", username="root", password="", host="127.0.0.1", port=port)
-    server = Server(url, f"local {binary.name} ({_version(binary)})", stop)
-    _wait_until_ready(server, timeout=timeout, on_fail=stop, log=log, process=process)
-    return server
+
+def _terminate(process: subprocess.Popen) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+def _stop(process: subprocess.Popen, workdir: Path) -> None:
+    _terminate(process)
+    shutil.rmtree(workdir, ignore_errors=True)
 
 
 def _initialise(binary: Path, datadir: Path, mariadb: bool, as_user: list[str]) -> None:
@@ -280,11 +305,12 @@ def _initialise(binary: Path, datadir: Path, mariadb: bool, as_user: list[str]) 
     subprocess.run(cmd, check=True, capture_output=True, text=True, timeout=120)
 
 
-def _wait_until_ready(server, *, timeout, on_fail, log=None, process=None) -> None:
+def _wait_until_ready(server, *, timeout, log=None, process=None) -> None:
+    """Return once the server accepts a connection; raise NoServerError if it never does."""
     deadline = time.monotonic() + timeout
     while True:
         try:
-            server.connect().close()
+            server.connect(timeout=2).close()
             return
         except pymysql.MySQLError:
             pass
@@ -293,7 +319,6 @@ def _wait_until_ready(server, *, timeout, on_fail, log=None, process=None) -> No
             if log is not None and log.exists():
                 lines = log.read_text(errors="replace").strip().splitlines()
                 tail = f": {lines[-1]}" if lines else ""
-            on_fail()
             raise NoServerError(f"{server.source} did not start{tail}")
         time.sleep(0.1)
 

@@ -42,6 +42,8 @@ def execute(source: Path, *, environ: dict[str, str] | None = None, timeout: int
             notebook,
             timeout=timeout,
             kernel_name="python3",
+            # The kernel warns that its local TCP sockets are unencrypted: known, and noise here.
+            extra_arguments=["--IPKernelApp.log_level=ERROR"],
             resources={"metadata": {"path": str(NOTEBOOKS)}},
         ).execute()
     return notebook

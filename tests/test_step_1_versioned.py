@@ -1,9 +1,10 @@
 """step-1-versioned: Alembic is set up, no revision yet, and the app still auto-migrates."""
 
+import pytest
 from sqlalchemy import inspect
 
 from conftest import count
-from tutorial_kit.steps import run
+from tutorial_kit.steps import run, url_text
 
 
 def test_app_still_migrates_itself(step, database_url, db):
@@ -49,3 +50,32 @@ def test_alembic_without_database_url_says_so(step):
     assert result.returncode != 0
     assert "DATABASE_URL is not set" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+CODE = """
+import sys
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import create_engine
+
+engine = create_engine(sys.argv[1])
+config = Config("alembic.ini")
+if sys.argv[2] == "engine":
+    config.attributes["connection"] = engine
+    command.upgrade(config, "head")
+else:
+    with engine.connect() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "head")
+        connection.commit()
+"""
+
+
+@pytest.mark.parametrize("handed_in", ["engine", "connection"])
+def test_env_py_takes_an_engine_or_a_connection_from_code(step, database_url, db, handed_in):
+    # The same env.py in every later step: step-3's revision shows that it really migrates
+    # through what code hands in, with DATABASE_URL unset.
+    app = step("step-3-apply")
+    result = run(app, "-c", CODE, url_text(database_url), handed_in)
+    assert result.returncode == 0, result.stderr
+    assert set(inspect(db).get_table_names()) == {"users", "blogs", "alembic_version"}

@@ -16,6 +16,7 @@ from alembic.config import Config
 from alembic.operations import ops
 from alembic.script import ScriptDirectory
 from sqlalchemy import event
+from sqlalchemy.exc import SQLAlchemyError
 
 from devdb import dev_database
 
@@ -101,8 +102,15 @@ def main(argv: list[str]) -> None:
                 statements.append(statement.strip())
 
         event.listen(engine, "before_cursor_execute", record)
-        command.upgrade(config, "head")  # apply it to the dev database: does it run?
-        event.remove(engine, "before_cursor_execute", record)
+        try:
+            command.upgrade(config, "head")  # apply it to the dev database: does it run?
+        except SQLAlchemyError as exc:
+            Path(script.path).unlink()  # keep no revision that does not run
+            reason = str(exc.orig if getattr(exc, "orig", None) else exc).splitlines()[0]
+            raise SystemExit(
+                f"error: the planned revision fails on MySQL ({reason}); nothing was "
+                "written: fix the model and plan again"
+            ) from None
 
     print(f"Wrote {Path(script.path).relative_to(Path(__file__).parent)}, which runs:")
     for statement in statements:

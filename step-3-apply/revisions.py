@@ -6,6 +6,7 @@ from pathlib import Path
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import Script, ScriptDirectory
+from alembic.util import CommandError
 from sqlalchemy import Connection, Engine, inspect
 
 VERSION_TABLE = "alembic_version"
@@ -35,8 +36,15 @@ def current(connection: Connection) -> str | None:
 
 def pending(at: str | None) -> list[Script]:
     """The revisions after `at` up to the head, oldest first."""
-    newer = scripts().walk_revisions(at or "base", head())  # newest first
-    return [script for script in reversed(list(newer)) if script.revision != at]
+    try:
+        newer = list(scripts().walk_revisions(at or "base", head()))  # newest first
+    except CommandError:
+        # A newer release migrated this database, then older code was deployed.
+        raise SystemExit(
+            f"error: the database is at revision {at}, which is not in migrations/versions: "
+            "deploy the code that has it (see `python -m alembic history`)"
+        ) from None
+    return [script for script in reversed(newer) if script.revision != at]
 
 
 def app_tables(connection: Connection) -> list[str]:

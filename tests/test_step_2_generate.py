@@ -126,6 +126,19 @@ def test_a_renamed_table_is_flagged(step, dev_database_url):
     assert "op.rename_table('blogs', 'posts')" in result.stderr
 
 
+def test_a_revision_mysql_rejects_is_not_kept(step, server, dev_database_url):
+    app = step("step-2-generate")
+    # MySQL has no VARCHAR without a length: the planned revision cannot run.
+    edit(app / "models.py", "    name: Mapped[str]",
+         "    nickname: Mapped[str | None] = mapped_column(String())\n    name: Mapped[str]")
+    before, dbs = revisions(app), databases(server)
+    result = run(app, "generate.py", "add_nickname", dev_database_url=dev_database_url)
+    line = assert_clean_failure(result)
+    assert "the planned revision fails on MySQL (VARCHAR requires a length" in line
+    assert revisions(app) == before
+    assert databases(server) == dbs
+
+
 def test_a_dev_database_with_tables_is_refused(step, database_url, dev_database_url):
     app = step("step-2-generate")
     # The app's database, filled by create_all(), named as the dev database by mistake.

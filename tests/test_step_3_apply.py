@@ -196,6 +196,18 @@ def test_app_on_an_out_of_date_database_says_migrate(step, database_url, dev_dat
     assert "title" in [c["name"] for c in inspect(db).get_columns("users")]
 
 
+@pytest.mark.parametrize("command", ["status", "upgrade"])
+def test_a_revision_from_newer_code_is_named(step, database_url, db, command):
+    app = step("step-3-apply")
+    assert run(app, "migrate.py", "upgrade", database_url=database_url).returncode == 0
+    with db.begin() as conn:
+        conn.execute(text("UPDATE alembic_version SET version_num = '29991231235959'"))
+    line = assert_clean_failure(run(app, "migrate.py", command, database_url=database_url))
+    assert "at revision 29991231235959, which is not in migrations/versions" in line
+    line = assert_clean_failure(run(app, "main.py", database_url=database_url))
+    assert "at revision 29991231235959, this code needs" in line
+
+
 def test_plain_alembic_keeps_working(step, database_url):
     app = step("step-3-apply")
     rev = initialize_revision(app)
@@ -226,11 +238,14 @@ SECRET = "s3cret-Pa55word"
         ("wrong password", ["upgrade"], "password", "check the user name and password"),
         ("unreachable", ["upgrade"], "port", "cannot reach MySQL at 127.0.0.1:1"),
         ("unset", ["status"], None, "DATABASE_URL is not set"),
+        ("no dev database", ["baseline", "REV"], "filled, no dev", "DEV_DATABASE_URL is not set and no Docker"),
+        ("dev is production", ["baseline", "REV"], "filled, dev is production", "which holds tables (blogs, users)"),
     ],
 )
 def test_bad_input_gets_one_clear_line(step, database_url, dev_database_url, db, case, args, url, expected):
     app = step("step-3-apply")
     rev = initialize_revision(app)
+    url, _, dev = url.partition(", ") if url else (url, "", "")
     if url == "filled":
         assert run(step("start"), "main.py", database_url=database_url).returncode == 0
     if url == "managed":
@@ -242,8 +257,9 @@ def test_bad_input_gets_one_clear_line(step, database_url, dev_database_url, db,
         "port": database_url.set(port=1, password=SECRET),
     }
     args = [rev if a == "REV" else a for a in args]
+    devs = {"": dev_database_url, "no dev": None, "dev is production": database_url}
     result = run(app, "migrate.py", *args, database_url=urls.get(url, url),
-                 dev_database_url=dev_database_url)
+                 dev_database_url=devs[dev], env={"DOCKER_HOST": "unix:///nonexistent/docker.sock"})
     line = assert_clean_failure(result, password=SECRET)
     assert line.startswith("error: ") and expected in line, (case, line)
     db.dispose()

@@ -71,7 +71,7 @@ t.sh(app, "python -m alembic history")
 
 # %%
 t.sql(dev, "SHOW TABLES")
-t.sql(dev, "SHOW DATABASES LIKE 'plan\\_%'")
+t.sql(dev, f"SHOW DATABASES LIKE '{dev.database}_plan_%'")
 
 # %% [markdown]
 # ## The SQL a revision runs

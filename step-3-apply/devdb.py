@@ -34,18 +34,19 @@ def dev_database() -> Iterator[Engine]:
                     f"holds tables ({', '.join(sorted(tables))}); point it at an empty scratch "
                     "database, never at the app's"
                 )
-            with throwaway_database(scratch) as engine:
+            with throwaway_database(scratch, scratch.url.database) as engine:
                 yield engine
         finally:
             scratch.dispose()
     else:
-        with mysql_container() as server, throwaway_database(server) as engine:
+        with mysql_container() as server, throwaway_database(server, "dev") as engine:
             yield engine
 
 
 @contextmanager
-def throwaway_database(server: Engine) -> Iterator[Engine]:
-    name = f"plan_{secrets.token_hex(4)}"
+def throwaway_database(server: Engine, beside: str) -> Iterator[Engine]:
+    # Named after the scratch database, so that any leftover shows where it came from.
+    name = f"{beside[:40]}_plan_{secrets.token_hex(4)}"
     with server.connect() as conn:
         conn.execute(text(f"CREATE DATABASE `{name}`"))
     engine = create_engine(server.url.set(database=name))

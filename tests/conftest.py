@@ -2,18 +2,41 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, inspect, text
 
-from tutorial_kit import find_server
+from tutorial_kit import NoServerError, find_server
 from tutorial_kit.steps import copy_step, url_text
+
+
+def pytest_configure(config):
+    """Find (or start) MySQL once, in the process that runs or hands out the tests.
+
+    Its URL goes into DATABASE_URL, which the test workers (pytest -n) inherit: they all share
+    one server instead of each starting its own.
+    """
+    if hasattr(config, "workerinput") or os.environ.get("DATABASE_URL"):
+        return
+    try:
+        config.mysql_server = find_server()
+    except NoServerError as exc:
+        pytest.exit(f"error: {exc}", returncode=2)
+    os.environ.update(config.mysql_server.environ)
+
+
+def pytest_unconfigure(config):
+    server = getattr(config, "mysql_server", None)
+    if server is not None:
+        os.environ.pop("DATABASE_URL", None)
+        server.stop()
 
 
 @pytest.fixture(scope="session")
 def server():
-    """DATABASE_URL's server, the compose service, a container or a local server."""
+    """The run's server: DATABASE_URL's, the compose service, a container or a local one."""
     with find_server() as found:
         yield found
 

@@ -16,10 +16,11 @@ def revisions(app):
     return sorted((app / "migrations" / "versions").glob("*.py"))
 
 
-def databases(server):
+def throwaways(server, dev_database_url) -> set[str]:
+    """The planner's throwaway databases beside this test's scratch database."""
     with server.connect() as conn, conn.cursor() as cur:
         cur.execute("SHOW DATABASES")
-        return {row[0] for row in cur.fetchall()}
+        return {row[0] for row in cur.fetchall() if row[0].startswith(f"{dev_database_url.database}_plan_")}
 
 
 def edit(path, old, new):
@@ -41,12 +42,12 @@ def test_committed_migrations_match_the_models(step, name, database_url):
 
 def test_unchanged_models_write_nothing(step, server, dev_database_url):
     app = step("step-2-generate")
-    before, dbs = revisions(app), databases(server)
+    before = revisions(app)
     result = run(app, "generate.py", "again", dev_database_url=dev_database_url)
     assert result.returncode == 0, result.stderr
     assert "nothing to generate" in result.stdout
     assert revisions(app) == before
-    assert databases(server) == dbs  # the throwaway database is gone
+    assert throwaways(server, dev_database_url) == set()  # the throwaway database is gone
     assert inspect(create_engine(url_text(dev_database_url))).get_table_names() == []
 
 
@@ -58,14 +59,14 @@ def test_a_model_change_becomes_one_revision(step, server, dev_database_url, dat
         '    email: Mapped[str] = mapped_column(String(255), unique=True)\n'
         '    title: Mapped[str | None] = mapped_column(String(255))\n',
     )
-    before, dbs = revisions(app), databases(server)
+    before = revisions(app)
     result = run(app, "generate.py", "add_user_title", dev_database_url=dev_database_url)
     assert result.returncode == 0, result.stderr
     [new] = sorted(set(revisions(app)) - set(before))
     assert re.fullmatch(r"\d{14}_add_user_title", new.stem)
     assert "ALTER TABLE users ADD COLUMN title VARCHAR(255)" in result.stdout
     assert "warning" not in result.stderr
-    assert databases(server) == dbs
+    assert throwaways(server, dev_database_url) == set()
 
     # The new revision, applied to a real database, makes exactly that change.
     assert run(app, "-m", "alembic", "upgrade", "head", database_url=database_url).returncode == 0
@@ -131,12 +132,12 @@ def test_a_revision_mysql_rejects_is_not_kept(step, server, dev_database_url):
     # MySQL has no VARCHAR without a length: the planned revision cannot run.
     edit(app / "models.py", "    name: Mapped[str]",
          "    nickname: Mapped[str | None] = mapped_column(String())\n    name: Mapped[str]")
-    before, dbs = revisions(app), databases(server)
+    before = revisions(app)
     result = run(app, "generate.py", "add_nickname", dev_database_url=dev_database_url)
     line = assert_clean_failure(result)
     assert "the planned revision fails on MySQL (VARCHAR requires a length" in line
     assert revisions(app) == before
-    assert databases(server) == dbs
+    assert throwaways(server, dev_database_url) == set()
 
 
 def test_a_dev_database_with_tables_is_refused(step, database_url, dev_database_url):

@@ -85,12 +85,9 @@ t.sql(db, "SELECT (SELECT COUNT(*) FROM users) AS users, (SELECT COUNT(*) FROM b
 # and run the app again on the same database:
 
 # %%
-models = app / "models.py"
-models.write_text(models.read_text().replace(
-    "    email: Mapped[str] = mapped_column(String(255), unique=True)\n",
-    "    email: Mapped[str] = mapped_column(String(255), unique=True)\n"
-    "    title: Mapped[str | None] = mapped_column(String(255))\n",
-))
+email = "    email: Mapped[str] = mapped_column(String(255), unique=True)\n"
+title = "    title: Mapped[str | None] = mapped_column(String(255))\n"
+t.edit(app / "models.py", email, email + title)
 t.sh(app, "python main.py", database_url=db, expect=1)
 
 # %% [markdown]

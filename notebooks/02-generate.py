@@ -88,12 +88,9 @@ t.sh(app, "python -m alembic upgrade head --sql")
 # Give users an optional `title` (Ent's "new migration" page), and plan `add_user_title`:
 
 # %%
-models = app / "models.py"
-models.write_text(models.read_text().replace(
-    "    email: Mapped[str] = mapped_column(String(255), unique=True)\n",
-    "    email: Mapped[str] = mapped_column(String(255), unique=True)\n"
-    "    title: Mapped[str | None] = mapped_column(String(255))\n",
-))
+email = "    email: Mapped[str] = mapped_column(String(255), unique=True)\n"
+title = "    title: Mapped[str | None] = mapped_column(String(255))\n"
+t.edit(app / "models.py", email, email + title)
 t.sh(app, "python generate.py add_user_title", dev_database_url=dev)
 [new] = (app / "migrations" / "versions").glob("*_add_user_title.py")
 t.show(new)
@@ -106,7 +103,7 @@ t.show(new)
 # warns, and prints the operation to write by hand instead.
 
 # %%
-models.write_text(models.read_text().replace("    name: Mapped[str]", "    full_name: Mapped[str]"))
+t.edit(app / "models.py", "    name: Mapped[str]", "    full_name: Mapped[str]")
 t.sh(app, "python generate.py rename_user_name", dev_database_url=dev)
 
 # %% [markdown]

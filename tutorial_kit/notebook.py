@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import atexit
+import difflib
 import html
 import shlex
 import shutil
@@ -73,6 +74,18 @@ class Tutorial:
         text = unified(REPO / old, REPO / new)
         _display(text, _highlight(text, "diff"))
         return text
+
+    def edit(self, path: Path, old: str, new: str) -> None:
+        """Replace `old` with `new` in a copied file, and show the change as a diff."""
+        before = path.read_text()
+        if old not in before:
+            raise ValueError(f"{old!r} is not in {path.name}")
+        path.write_text(before.replace(old, new))
+        text = "".join(difflib.unified_diff(
+            before.splitlines(keepends=True), path.read_text().splitlines(keepends=True),
+            f"{path.parent.name}/{path.name}", f"{path.parent.name}/{path.name}",
+        ))
+        _display(text, _highlight(text, "diff"))
 
     def show(self, path: Path | str, language: str = "python") -> None:
         path = Path(path)

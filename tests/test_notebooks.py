@@ -1,12 +1,45 @@
-"""The notebooks: each .py/.ipynb pair agrees, and each runs top to bottom against MySQL."""
+"""The notebooks: each .py/.ipynb pair agrees, each runs top to bottom against MySQL on its
+own, and the README's main command runs every step, then every notebook, in order."""
+
+import os
+import subprocess
+import sys
 
 import jupytext
 import nbformat
 import pytest
 
 from tutorial_kit.notebooks import NOTEBOOKS, execute, sources
+from tutorial_kit.steps import REPO, STEPS
 
 NAMES = [p.stem for p in sources()]
+
+
+# The longest test first, so that parallel workers do not wait for it at the end.
+def test_tutorial_runs_every_step_and_notebook_in_order(server, tmp_path):
+    env = {**os.environ, **server.environ, "TUTORIAL_BUILD_DIR": str(tmp_path)}
+    result = subprocess.run(
+        [sys.executable, "-m", "tutorial_kit.tutorial"],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=600,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    out = result.stdout
+
+    # Steps in order, each reported ok; the transcript holds what was printed.
+    positions = [out.index(f"=== {step}: ok in ") for step in STEPS]
+    assert positions == sorted(positions)
+    transcript = (tmp_path / "transcript.txt").read_text()
+    assert "[step-3-apply]$ python migrate.py baseline " in transcript
+    assert "The schema matches revision" in transcript
+
+    # Then the notebooks, in order, each with its time, as .ipynb with outputs and HTML.
+    positions = [out.index(f"notebook {name} ... ") for name in NAMES]
+    assert positions == sorted(positions) and positions[0] > out.index("=== step-3-apply: ok")
+    for name in NAMES:
+        executed = nbformat.read(tmp_path / "notebooks" / f"{name}.ipynb", as_version=4)
+        text, _ = outputs(executed)
+        assert [e for e in EXPECTED[name] if e not in text] == [], name
+        assert "<html" in (tmp_path / "notebooks" / f"{name}.html").read_text()[:500].lower()
 
 
 def cells(notebook) -> list[tuple[str, str]]:
@@ -81,9 +114,10 @@ EXPECTED = {
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_notebook_runs_and_shows_its_step(name, server):
+def test_notebook_runs_and_shows_its_step(name, server, tmp_path):
     # Each notebook on its own, in a fresh kernel; it makes its own databases.
-    notebook = execute(NOTEBOOKS / f"{name}.py", environ=server.environ)
+    environ = {**server.environ, "TUTORIAL_BUILD_DIR": str(tmp_path)}
+    notebook = execute(NOTEBOOKS / f"{name}.py", environ=environ)
     text, html = outputs(notebook)
     for expected in EXPECTED[name]:
         assert expected in text, f"{name}: {expected!r} not shown"

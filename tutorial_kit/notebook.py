@@ -23,7 +23,7 @@ from sqlalchemy.engine import URL
 
 from tutorial_kit.diff import unified
 from tutorial_kit.mysql import find_server
-from tutorial_kit.steps import REPO, copy_step, run
+from tutorial_kit.steps import REPO, build_dir, copy_step, run
 
 def _display(plain: str, html_text: str | None = None) -> None:
     """Rich output in Jupyter, plain text anywhere else."""
@@ -52,7 +52,7 @@ class Tutorial:
 
     def __init__(self, name: str):
         self.server = find_server()
-        self.work = REPO / "build" / "work" / name
+        self.work = build_dir() / "work" / name
         shutil.rmtree(self.work, ignore_errors=True)
         self.work.mkdir(parents=True)
         self._databases: list[URL] = []

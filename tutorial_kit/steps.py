@@ -12,6 +12,11 @@ from sqlalchemy.engine import URL
 
 REPO = Path(__file__).resolve().parent.parent
 STEPS = ("start", "step-1-versioned", "step-2-generate", "step-3-apply")
+
+
+def build_dir() -> Path:
+    """Where the tutorial writes: build/, or TUTORIAL_BUILD_DIR (the tests use their own)."""
+    return Path(os.environ.get("TUTORIAL_BUILD_DIR") or REPO / "build")
 _IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc", ".pytest_cache")
 
 

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 from tutorial_kit.mysql import NoServerError, Server, find_server
-from tutorial_kit.steps import REPO, STEPS, copy_step, run
+from tutorial_kit.steps import REPO, STEPS, build_dir, copy_step, run
 
 
 class StepFailed(Exception):
@@ -122,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip-notebooks", action="store_true", help="run the steps only")
     args = parser.parse_args(argv)
 
-    build = Path(os.environ.get("TUTORIAL_BUILD_DIR", REPO / "build"))
+    build = build_dir()
     build.mkdir(parents=True, exist_ok=True)
     try:
         server = find_server()
@@ -149,7 +149,8 @@ def main(argv: list[str] | None = None) -> int:
         if not args.skip_notebooks:
             from tutorial_kit.notebooks import execute_all
 
-            execute_all(build / "notebooks", environ=server.environ)
+            environ = {**server.environ, "TUTORIAL_BUILD_DIR": str(build)}
+            execute_all(build / "notebooks", environ=environ)
     return 0
 
 

@@ -56,7 +56,8 @@ t.sh(start, "python main.py", **urls)
 t.sql(production, "INSERT INTO users (name, email) WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL "
       "SELECT i + 1 FROM n WHERE i < 1000) SELECT CONCAT('User ', i), CONCAT('user', i, '@example.com') FROM n")
 t.sql(production, "INSERT INTO blogs (title, body, author_id) SELECT CONCAT('Post by ', name), 'Hello.', id FROM users")
-everything = "SELECT * FROM users ORDER BY id; SELECT * FROM blogs ORDER BY id"
+everything = ("SELECT id, name, email FROM users ORDER BY id; "
+              "SELECT id, title, body, created_at, author_id FROM blogs ORDER BY id")
 before = [t.query(production, q) for q in everything.split("; ")]  # every row, to compare later
 t.sql(production, "SELECT (SELECT COUNT(*) FROM users) AS users, (SELECT COUNT(*) FROM blogs) AS blogs")
 
@@ -102,18 +103,34 @@ t.sql(production, "SELECT * FROM alembic_version")
 # %% [markdown]
 # ## Deploy as usual from now on
 #
-# `upgrade` applies whatever is pending (nothing yet), the app runs, and every row is still there.
+# Ent's "new migration" page: users get an optional `title`. Change the model, plan the revision
+# on the dev database, and deploy: the new code refuses the old schema until `upgrade` has run.
 
 # %%
+email = "    email: Mapped[str] = mapped_column(String(255), unique=True)\n"
+title = "    title: Mapped[str | None] = mapped_column(String(255))\n"
+t.edit(app / "models.py", email, email + title)
+t.sh(app, "python generate.py add_user_title", dev_database_url=dev)
+
+# %%
+t.sh(app, "python main.py", **urls, expect=1)
+t.sh(app, "python migrate.py status", **urls)
 t.sh(app, "python migrate.py upgrade", **urls)
 t.sh(app, "python main.py", **urls)
+
+# %% [markdown]
+# Production has the new column, its version table says so, and every row is still there:
+
+# %%
+t.sql(production, "SHOW CREATE TABLE users")
+t.sql(production, "SELECT * FROM alembic_version")
 t.sql(production, "SELECT (SELECT COUNT(*) FROM users) AS users, (SELECT COUNT(*) FROM blogs) AS blogs")
 after = [t.query(production, q) for q in everything.split("; ")]
 assert after == before, "rows changed"
 print(f"Every row is still there, unchanged: {len(after[0][1])} users, {len(after[1][1])} posts.")
 
 # %% [markdown]
-# Plain Alembic agrees:
+# Plain Alembic agrees: the database is at the head, and the models match the migrations.
 
 # %%
 t.sh(app, "python -m alembic current", **urls)

@@ -107,6 +107,11 @@ EXPECTED = {
         "nothing was stamped",
         "stamped it as the current revision",
         "mysql> SELECT * FROM alembic_version;",
+        "ALTER TABLE users ADD COLUMN title VARCHAR(255)",  # planned on the dev database
+        "_add_user_title.py",
+        "  add_user_title",  # status: one revision pending
+        "Upgraded from ",
+        "`title` varchar(255) DEFAULT NULL",  # production has the column
         "Every row is still there, unchanged: 1001 users, 1002 posts.",
         "No new upgrade operations detected",
     ],

@@ -8,7 +8,6 @@ import os
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import nbformat
 
@@ -42,7 +41,7 @@ def main() -> int:
         print(f"{'(empty)':<16}{kernel:>9.2f}{1:>16.1f}")
         total = 0.0
         for source in sources():
-            seconds = timed(lambda: execute(source, environ=server.environ))
+            seconds = timed(lambda source=source: execute(source, environ=server.environ))
             total += seconds
             print(f"{source.stem:<16}{seconds:>9.2f}{seconds / kernel:>16.1f}")
         print(f"{'all notebooks':<16}{total:>9.2f}{total / kernel:>16.1f}")

@@ -16,7 +16,6 @@ def connect(variable: str = "DATABASE_URL") -> Engine:
         raise SystemExit(f"error: {variable} is not set; set it to {EXAMPLE}")
     try:
         url = make_url(text)
-        url.port  # parses the port, which make_url leaves for later
     except (ArgumentError, ValueError):
         # Never print the URL itself: it holds the password.
         raise SystemExit(f"error: {variable} is not a valid URL; expected {EXAMPLE}")

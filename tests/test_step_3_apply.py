@@ -4,10 +4,10 @@ import subprocess
 import sys
 
 import pytest
-from sqlalchemy import create_engine, inspect, text
+from sqlalchemy import inspect, text
 
 from conftest import assert_clean_failure
-from tutorial_kit.steps import run, step_env, url_text
+from tutorial_kit.steps import run, step_env
 
 USERS, POSTS = 3000, 6000
 

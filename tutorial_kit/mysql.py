@@ -132,7 +132,6 @@ def find_server(*, allow_start: bool = True) -> Server:
 def _from_database_url(text: str) -> Server:
     try:
         url = make_url(text.strip())
-        url.port  # noqa: B018  (make_url parses the port lazily)
     except (ArgumentError, ValueError):
         raise NoServerError(
             "DATABASE_URL is not a valid URL; expected mysql+pymysql://USER:PASSWORD@HOST:3306/"

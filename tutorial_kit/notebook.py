@@ -25,6 +25,7 @@ from tutorial_kit.diff import unified
 from tutorial_kit.mysql import find_server
 from tutorial_kit.steps import REPO, build_dir, copy_step, run
 
+
 def _display(plain: str, html_text: str | None = None) -> None:
     """Rich output in Jupyter, plain text anywhere else."""
     try:
@@ -65,15 +66,14 @@ class Tutorial:
         self._databases.append(url)
         return url
 
-    def copy(self, step: str, as_name: str | None = None) -> Path:
+    def copy(self, step: str) -> Path:
         """A copy of a step folder to work in, as a reader would clone the repository."""
-        target = copy_step(step, self.work / (as_name or step))
-        return target
+        return copy_step(step, self.work)
 
-    def diff(self, old: str, new: str) -> str:
+    def diff(self, old: str, new: str) -> None:
+        """Show `diff -ru old new`, computed from the two step folders as they are now."""
         text = unified(REPO / old, REPO / new)
         _display(text, _highlight(text, "diff"))
-        return text
 
     def edit(self, path: Path, old: str, new: str) -> None:
         """Replace `old` with `new` in a copied file, and show the change as a diff."""

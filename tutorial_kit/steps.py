@@ -33,9 +33,9 @@ def url_text(url: URL | str | None) -> str | None:
     return url.render_as_string(hide_password=False)
 
 
-def step_env(database_url=None, dev_database_url=None, base: dict | None = None) -> dict[str, str]:
+def step_env(database_url=None, dev_database_url=None) -> dict[str, str]:
     """The environment a step runs with: only the two variables it reads are set or cleared."""
-    env = dict(os.environ if base is None else base)
+    env = dict(os.environ)
     env.pop("DATABASE_URL", None)
     env.pop("DEV_DATABASE_URL", None)
     env["PYTHONUNBUFFERED"] = "1"

@@ -8,7 +8,6 @@ build/transcript.txt. Then the notebooks are executed into build/notebooks/.
 from __future__ import annotations
 
 import argparse
-import os
 import shlex
 import shutil
 import sys

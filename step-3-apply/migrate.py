@@ -1,54 +1,52 @@
-"""Apply the migrations: `python migrate.py status | upgrade | baseline REV`.
+"""Apply the migrations: `python migrate.py status | upgrade [--repaired] | baseline REV`.
 
 The counterpart of `atlas migrate status`, `atlas migrate apply` and
-`atlas migrate apply --baseline REV`. Plain `python -m alembic ...` works too; this script adds
-what production needs: a lock across processes, a refusal to upgrade a database that
-create_all() made, and a baseline that checks the schema before trusting it.
+`atlas migrate apply --baseline REV`. The lock and the history live in migrations/env.py, so
+plain `python -m alembic upgrade head` is as safe; this script adds what a deploy needs: a
+refusal to upgrade a database that create_all() made, a baseline that checks the schema before
+trusting it, and a status that shows what ran and what failed.
 """
 
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 from alembic import command
 from alembic.util import CommandError
-from sqlalchemy import Connection, Engine, text
+from sqlalchemy import Connection, Engine
 
 from database import connect
 from devdb import dev_database
-from revisions import alembic_config, app_tables, current, head, pending, scripts
-from schema_compare import describe, differences
+from history import last_failure, rows, shorten
+from lock import migration_lock
+from revisions import alembic_config, app_tables, current, head, made_by_create_all, pending, scripts
+from schema_compare import NOT_COMPARED, describe, differences, match_defaults
 
-USAGE = "usage: python migrate.py status | upgrade | baseline REV"
-LOCK_TIMEOUT = 300  # seconds to wait for another process's migration
+USAGE = "usage: python migrate.py status | upgrade [--repaired] | baseline REV"
 
 
-@contextmanager
-def migration_lock(engine: Engine) -> Iterator[Connection]:
-    """A MySQL named lock, so that replicas deploying at once migrate one at a time."""
-    name = f"migrate:{engine.url.database}"[:64]
-    with engine.connect() as connection:
-        got = connection.scalar(text("SELECT GET_LOCK(:name, :timeout)"),
-                                {"name": name, "timeout": LOCK_TIMEOUT})
-        connection.commit()
-        if got != 1:
-            raise SystemExit(
-                f"error: another process has held the migration lock for {LOCK_TIMEOUT} s; "
-                "wait for it to finish, then run this again"
-            )
-        try:
-            yield connection
-        finally:
-            connection.rollback()
-            connection.execute(text("SELECT RELEASE_LOCK(:name)"), {"name": name})
-            connection.commit()
+def refuse_unmanaged(connection: Connection) -> None:
+    """A database with tables that no migration made: upgrading would create them again."""
+    if current(connection) is not None or not app_tables(connection):
+        return
+    tables = ", ".join(app_tables(connection))
+    if made_by_create_all(connection):
+        raise SystemExit(
+            f"error: the database holds tables ({tables}) but no migration history; it was "
+            "made by create_all(): run `python migrate.py baseline REV`"
+        )
+    raise SystemExit(
+        f"error: the database holds tables ({tables}) but no revision was recorded: a first "
+        "migration did not finish; see `python migrate.py status`"
+    )
 
 
 def status(engine: Engine) -> None:
     with engine.connect() as connection:
-        at, tables = current(connection), app_tables(connection)
+        at, tables, history = current(connection), app_tables(connection), rows(connection)
+        unmanaged = at is None and made_by_create_all(connection)
     waiting = pending(at)
-    if at is None and tables:
+    failure = history[-1] if history and history[-1].kind == "failed" else None
+    print(f"Migration status: {'FAILED' if failure else 'OK'}")
+    if unmanaged:
         print(f"Current revision: none. The database holds tables ({', '.join(tables)}) but no")
         print("migration history: automatic migration made it. Check it and mark it with")
         print("`python migrate.py baseline REV`, REV being the revision that built this schema.")
@@ -58,26 +56,47 @@ def status(engine: Engine) -> None:
     print(f"Pending:          {len(waiting)}")
     for script in waiting:
         print(f"  {script.revision}  {script.doc}")
+    if history:
+        print("History (oldest first, times in UTC):")
+        for row in history:
+            print(f"  {row.executed_at:%Y-%m-%d %H:%M:%S}  {row.kind:<9} {row.revision}  "
+                  f"{row.description}  ({row.statements} statement(s), {row.execution_ms} ms)")
+    if failure:
+        print("Last migration attempt had errors:")
+        print(f"  revision: {failure.revision} ({failure.description})")
+        failed_sql = failure.failed_sql or "(in the revision's Python code)"
+        print(f"  -- SQL: {shorten(failed_sql)}")
+        print(f"  -- ERROR: {failure.error}")
+        applied = failure.applied_sql.split(";\n") if failure.applied_sql else []
+        print(f"  Applied before it and kept ({len(applied)}):")
+        for statement in applied:
+            print(f"    {shorten(statement)};")
+        print("  Repair the database (see README.md, 'When a revision fails'), then run")
+        print("  `python migrate.py upgrade --repaired`.")
 
 
-def upgrade(engine: Engine) -> None:
-    with migration_lock(engine) as connection:
-        at, tables = current(connection), app_tables(connection)
-        if at is None and tables:
-            raise SystemExit(
-                f"error: the database holds tables ({', '.join(tables)}) but no migration "
-                "history; it was made by create_all(): run `python migrate.py baseline REV`"
-            )
+def upgrade(engine: Engine, repaired: bool) -> None:
+    with engine.connect() as connection, migration_lock(connection):
+        refuse_unmanaged(connection)
+        at = current(connection)
+        failure = last_failure(connection)
         waiting = pending(at)
         if not waiting:
             print(f"Already at {at}: nothing to apply.")
             return
+        if failure is not None and not repaired:
+            raise SystemExit(
+                f"error: the last attempt, revision {failure.revision}, failed after "
+                f"{failure.statements} statement(s) that stayed applied; see "
+                "`python migrate.py status`, repair the database, then run "
+                "`python migrate.py upgrade --repaired`"
+            )
         for script in waiting:
             print(f"Applying {script.revision}  {script.doc}")
-        config = alembic_config(quiet=True)
+        connection.commit()  # hand Alembic a connection outside a transaction: see env.py
+        config = alembic_config(quiet=True, repaired=repaired)
         config.attributes["connection"] = connection
         command.upgrade(config, "head")
-        connection.commit()
         print(f"Upgraded from {at or 'an empty database'} to {current(connection)}.")
 
 
@@ -91,14 +110,16 @@ def baseline(engine: Engine, revision: str) -> None:
             f"error: unknown revision '{revision}'; see `python -m alembic history`"
         )
     revision = script.revision
-    with migration_lock(engine) as connection:
+    with engine.connect() as connection, migration_lock(connection):
         at, tables = current(connection), app_tables(connection)
         if at is not None:
             raise SystemExit(f"error: the database is already at revision {at}; nothing to baseline")
         if not tables:
             raise SystemExit("error: the database is empty; run `python migrate.py upgrade` instead")
-        # What the revision builds, on a throwaway database, against what production holds.
+        # What the revision builds, on a throwaway database made like production's (same
+        # character set and collation), against what production holds.
         with dev_database() as dev, dev.connect() as dev_connection:
+            match_defaults(dev_connection, connection)
             config = alembic_config(quiet=True)
             config.attributes["connection"] = dev_connection
             command.upgrade(config, revision)
@@ -111,11 +132,12 @@ def baseline(engine: Engine, revision: str) -> None:
                 f"error: the database differs from revision {revision} in {len(found)} "
                 "place(s), listed above; nothing was stamped"
             )
+        connection.commit()
         config = alembic_config(quiet=True)
         config.attributes["connection"] = connection
         command.stamp(config, revision)
-        connection.commit()
     print(f"The schema matches revision {revision}: stamped it as the current revision.")
+    print(f"Not compared: {NOT_COMPARED}.")
     print("From now on, `python migrate.py upgrade` applies the revisions after it.")
 
 
@@ -124,7 +146,9 @@ def main(argv: list[str]) -> None:
         case ["status"]:
             status(connect())
         case ["upgrade"]:
-            upgrade(connect())
+            upgrade(connect(), repaired=False)
+        case ["upgrade", "--repaired"]:
+            upgrade(connect(), repaired=True)
         case ["baseline", revision]:
             baseline(connect(), revision)
         case ["baseline"]:

@@ -32,9 +32,9 @@ EXPECTED = {
         "changed": {"README.md", "requirements.txt"},
     },
     ("step-2-generate", "step-3-apply"): lambda: {
-        "added": {"migrate.py", "revisions.py", "schema_compare.py"},
+        "added": {"migrate.py", "revisions.py", "schema_compare.py", "history.py", "lock.py"},
         "removed": set(),
-        "changed": {"README.md", "main.py"},
+        "changed": {"README.md", "main.py", "migrations/env.py"},
     },
 }
 

@@ -1,11 +1,19 @@
-"""How Alembic reaches the database and the models. Run by every alembic command."""
+"""How Alembic reaches the database and the models. Run by every alembic command.
+
+Online, every command (`python -m alembic upgrade head` as much as `python migrate.py upgrade`)
+runs under a MySQL named lock, so that processes deploying at once migrate one at a time, and
+records each revision it runs, or the one that failed, in the history table (history.py).
+"""
 
 import os
 from logging.config import fileConfig
 
 from alembic import context
+from alembic.util import CommandError
 from sqlalchemy import Connection, Engine, create_engine, pool
 
+from history import BOOKKEEPING, Recorder
+from lock import migration_lock
 from models import Base
 
 config = context.config
@@ -34,10 +42,45 @@ def run_migrations_offline() -> None:
         context.run_migrations()
 
 
+def target_revision() -> str | None:
+    """Where upgrade, downgrade or stamp go: a revision, "base", or "" when relative (+1);
+    None for the commands that move nothing (current, check, revision --autogenerate)."""
+    try:
+        return context.get_revision_argument() or "base"
+    except KeyError:
+        return None
+    except (TypeError, CommandError):
+        return ""
+
+
+def skip_bookkeeping(name, type_, parent_names) -> bool:
+    """Autogenerate and `alembic check` compare the app's tables, not alembic_version's kind."""
+    return not (type_ == "table" and name in BOOKKEEPING)
+
+
+def repaired() -> bool:
+    """`python -m alembic -x repaired=yes upgrade head`: a failed attempt was repaired by hand."""
+    if getattr(config.cmd_opts, "x", None) is None:  # code may pass options without -x
+        return False
+    return context.get_x_argument(as_dictionary=True).get("repaired") == "yes"
+
+
 def run_migrations(connection: Connection) -> None:
-    context.configure(connection=connection, target_metadata=target_metadata)
-    with context.begin_transaction():
-        context.run_migrations()
+    recorder = Recorder(connection, context.script, target_revision(), repaired())
+    handed_in_transaction = connection.in_transaction()  # then it stays the caller's to commit
+    with migration_lock(connection), recorder.recording():
+        if not handed_in_transaction:
+            connection.commit()  # end the reads above, so that Alembic commits each revision
+        context.configure(
+            connection=connection,
+            target_metadata=target_metadata,
+            include_name=skip_bookkeeping,
+            # One transaction per revision: its version row and history row commit together.
+            transaction_per_migration=True,
+            on_version_apply=recorder.applied,
+        )
+        with context.begin_transaction():
+            context.run_migrations()
 
 
 def run_migrations_online() -> None:

@@ -1,0 +1,215 @@
+"""step-3-apply on a real server: what ran is recorded, failures are explained, plain Alembic is
+as safe as migrate.py (lock and history live in migrations/env.py)."""
+
+import subprocess
+import sys
+import textwrap
+
+import pytest
+from sqlalchemy import inspect, text
+
+from conftest import assert_clean_failure
+from test_step_3_apply import initialize_revision, snapshot
+from tutorial_kit.steps import run, step_env
+
+USERS = 2000
+
+REVISION = '''\
+"""{name}
+
+Revision ID: {rev}
+Revises: {down}
+"""
+from alembic import op
+import sqlalchemy as sa
+
+revision = "{rev}"
+down_revision = "{down}"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+{upgrade}
+
+
+def downgrade() -> None:
+{downgrade}
+'''
+
+
+def add_revision(app, rev: str, down: str, name: str, upgrade: str, downgrade: str = "pass"):
+    path = app / "migrations" / "versions" / f"{rev}_{name}.py"
+    path.write_text(REVISION.format(
+        name=name, rev=rev, down=down,
+        upgrade=textwrap.indent(textwrap.dedent(upgrade).strip(), "    "),
+        downgrade=textwrap.indent(textwrap.dedent(downgrade).strip(), "    "),
+    ))
+    return path
+
+
+ADD_NICKNAME = """op.add_column("users", sa.Column("nickname", sa.String(40), nullable=True))"""
+DROP_NICKNAME = """op.drop_column("users", "nickname")"""
+# Fails on its first statement: nothing of it is applied.
+FAILS_FIRST = """op.execute("UPDATE users SET no_such_column = 1")"""
+# Fails after its first DDL, which MySQL has committed and cannot roll back.
+FAILS_AFTER_DDL = """
+op.add_column("users", sa.Column("title", sa.String(255), nullable=True))
+op.execute("UPDATE users SET no_such_column = 1")
+"""
+
+
+def clean_failure(result) -> str:
+    """Like assert_clean_failure; plain alembic also logs its INFO lines on stderr before it."""
+    if "alembic" in result.args:
+        result.stderr = result.stderr.strip().splitlines()[-1]
+        assert all(l.startswith("INFO ") for l in result.stderr.splitlines()[:-1])
+    return assert_clean_failure(result)
+
+
+def history(engine) -> list[tuple]:
+    with engine.connect() as conn:
+        return conn.execute(text(
+            "SELECT revision, kind, statements, error IS NOT NULL FROM alembic_history ORDER BY id"
+        )).all()
+
+
+def version(engine) -> list[str]:
+    with engine.connect() as conn:
+        return conn.scalars(text("SELECT version_num FROM alembic_version")).all()
+
+
+def columns(engine, table="users") -> list[str]:
+    return [c["name"] for c in inspect(engine).get_columns(table)]
+
+
+def managed_production(step, database_url, db):
+    """step-3 applied from scratch, then thousands of users: a production database."""
+    app = step("step-3-apply")
+    assert run(app, "migrate.py", "upgrade", database_url=database_url).returncode == 0
+    with db.begin() as conn:
+        conn.execute(text("INSERT INTO users (name, email) VALUES (:n, :e)"),
+                     [{"n": f"User {i}", "e": f"u{i}@example.com"} for i in range(USERS)])
+        conn.execute(text("INSERT INTO blogs (title, body, author_id) "
+                          "SELECT CONCAT('Post ', id), 'text', id FROM users"))
+    return app
+
+
+@pytest.mark.parametrize("how", ["migrate.py", "alembic"])
+@pytest.mark.parametrize("failing", [FAILS_FIRST, FAILS_AFTER_DDL], ids=["before-ddl", "after-ddl"])
+def test_a_failed_revision_keeps_the_ones_before_it_recorded(step, database_url, db, how, failing):
+    app = managed_production(step, database_url, db)
+    first = initialize_revision(app)
+    add_revision(app, "30000101000000", first, "add_nickname", ADD_NICKNAME, DROP_NICKNAME)
+    add_revision(app, "30000101000001", "30000101000000", "broken", failing)
+    before = snapshot(db)
+
+    command = ["migrate.py", "upgrade"] if how == "migrate.py" else ["-m", "alembic", "upgrade", "head"]
+    line = clean_failure(run(app, *command, database_url=database_url))
+
+    # The good revision stays applied and recorded; the broken one is recorded as failed.
+    assert version(db) == ["30000101000000"]
+    assert history(db) == [
+        (first, "upgrade", 2, 0),
+        ("30000101000000", "upgrade", 1, 0),
+        ("30000101000001", "failed", 0 if failing is FAILS_FIRST else 1, 1),
+    ]
+    assert "error: revision 30000101000001 (broken) failed at `UPDATE users SET no_such_column = 1`" in line
+    assert "Unknown column 'no_such_column'" in line
+    if failing is FAILS_FIRST:
+        assert "Applied before it and kept (MySQL cannot roll back DDL): nothing." in line
+        assert "title" not in columns(db)
+    else:
+        assert "kept (MySQL cannot roll back DDL): ALTER TABLE users ADD COLUMN title VARCHAR(255)" in line
+        assert "title" in columns(db)
+    assert "nickname" in columns(db)
+    after = snapshot(db)
+    assert [row.id for row in after["users"]] == [row.id for row in before["users"]]
+    assert [tuple(r)[:3] for r in after["users"]] == [tuple(r)[:3] for r in before["users"]]
+    assert after["blogs"] == before["blogs"]
+
+
+def test_status_shows_the_failed_attempt_and_reruns_point_to_it(step, database_url, db):
+    app = managed_production(step, database_url, db)
+    first = initialize_revision(app)
+    broken = add_revision(app, "30000101000001", first, "add_title", FAILS_AFTER_DDL,
+                          """op.drop_column("users", "title")""")
+    assert run(app, "migrate.py", "upgrade", database_url=database_url).returncode == 1
+    users = snapshot(db)["users"]
+
+    status = run(app, "migrate.py", "status", database_url=database_url)
+    assert status.returncode == 0, status.stderr
+    out = status.stdout
+    assert "Migration status: FAILED" in out
+    assert f"upgrade   {first}  initialize  (2 statement(s)," in out
+    assert "failed    30000101000001  add_title  (1 statement(s)," in out
+    assert "Last migration attempt had errors:" in out
+    assert "-- SQL: UPDATE users SET no_such_column = 1" in out
+    assert "-- ERROR: (1054, \"Unknown column 'no_such_column' in 'SET'\")" in out or \
+        "-- ERROR: (1054, \"Unknown column 'no_such_column' in 'field list'\")" in out
+    assert "Applied before it and kept (1):\n    ALTER TABLE users ADD COLUMN title VARCHAR(255);" in out
+
+    # Reruns point to the failure instead of failing on "Duplicate column name 'title'".
+    for args in (["migrate.py", "upgrade"], ["-m", "alembic", "upgrade", "head"]):
+        line = clean_failure(run(app, *args, database_url=database_url))
+        assert "the last attempt, revision 30000101000001" in line and "--repaired" in line
+        assert "Duplicate column" not in line
+    line = assert_clean_failure(run(app, "main.py", database_url=database_url))
+    assert "the last migration attempt failed (revision 30000101000001)" in line
+
+    # The recovery the README describes: fix the revision, undo what ran, upgrade --repaired.
+    broken.write_text(broken.read_text().replace('    op.execute("UPDATE users SET no_such_column = 1")\n', ""))
+    with db.begin() as conn:
+        conn.execute(text("ALTER TABLE users DROP COLUMN title"))
+    upgrade = run(app, "migrate.py", "upgrade", "--repaired", database_url=database_url)
+    assert upgrade.returncode == 0, upgrade.stderr
+    assert version(db) == ["30000101000001"]
+    assert [kind for _, kind, _, _ in history(db)] == ["upgrade", "failed", "upgrade"]
+    status = run(app, "migrate.py", "status", database_url=database_url)
+    assert "Migration status: OK" in status.stdout
+    assert "Last migration attempt had errors" not in status.stdout
+    assert run(app, "main.py", database_url=database_url).returncode == 0
+    assert [tuple(r)[:3] for r in snapshot(db)["users"]][: len(users)] == [tuple(r)[:3] for r in users]
+
+
+def test_a_revision_finished_by_hand_is_stamped(step, database_url, db):
+    """The other recovery: finish what the revision meant to do by hand, then stamp it."""
+    app = managed_production(step, database_url, db)
+    add_revision(app, "30000101000001", initialize_revision(app), "add_title", FAILS_AFTER_DDL)
+    assert run(app, "-m", "alembic", "upgrade", "head", database_url=database_url).returncode == 1
+    before = snapshot(db)
+    stamp = run(app, "-m", "alembic", "stamp", "30000101000001", database_url=database_url)
+    assert stamp.returncode == 0, stamp.stderr
+    assert [kind for _, kind, _, _ in history(db)] == ["upgrade", "failed", "baseline"]
+    assert "Migration status: OK" in run(app, "migrate.py", "status", database_url=database_url).stdout
+    assert snapshot(db) == before
+
+
+@pytest.mark.parametrize("command", [["migrate.py", "upgrade"], ["-m", "alembic", "upgrade", "head"]])
+def test_six_concurrent_upgrades_apply_each_revision_once(step, database_url, db, command):
+    app = step("step-3-apply")
+    first = initialize_revision(app)
+    add_revision(app, "30000101000000", first, "add_nickname", ADD_NICKNAME, DROP_NICKNAME)
+    env = step_env(database_url)
+    processes = [
+        subprocess.Popen([sys.executable, *command], cwd=app, env=env,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for _ in range(6)
+    ]
+    results = [(p.wait(timeout=120), *p.communicate()) for p in processes]
+    assert [code for code, _, _ in results] == [0] * 6, results
+    for _, _, err in results:  # at most a line saying it waited, and plain alembic's INFO log
+        lines = [l for l in err.splitlines() if not l.startswith("INFO ")]
+        assert lines in ([], ["Waiting for another process's migration to finish..."]), err
+    assert version(db) == ["30000101000000"]
+    assert history(db) == [(first, "upgrade", 2, 0), ("30000101000000", "upgrade", 1, 0)]
+
+
+def test_history_table_is_invisible_to_the_schema_checks(step, database_url, dev_database_url):
+    app = step("step-3-apply")
+    assert run(app, "migrate.py", "upgrade", database_url=database_url).returncode == 0
+    check = run(app, "-m", "alembic", "check", database_url=database_url)
+    assert check.returncode == 0, check.stdout + check.stderr
+    planned = run(app, "generate.py", "nothing", dev_database_url=dev_database_url)
+    assert planned.returncode == 0, planned.stderr
+    assert "nothing to generate" in planned.stdout

@@ -127,13 +127,45 @@ DRIFTS = {
         "ALTER TABLE users MODIFY name VARCHAR(255) NULL",
         ["column users.name: database has VARCHAR(255) NULL, revision {rev} has VARCHAR(255) NOT NULL"],
     ),
+    "column collation": (
+        "ALTER TABLE blogs MODIFY body TEXT COLLATE utf8mb4_bin NOT NULL",
+        ["column blogs.body: database has TEXT NOT NULL COLLATE utf8mb4_bin, revision {rev} has TEXT NOT NULL"],
+    ),
+    "column comment": (
+        "ALTER TABLE users MODIFY email VARCHAR(255) NOT NULL COMMENT 'login'",
+        ["column users.email: database has VARCHAR(255) NOT NULL COMMENT 'login', revision {rev} has VARCHAR(255) NOT NULL"],
+    ),
+    "check constraint": (
+        "ALTER TABLE users ADD CONSTRAINT ck_users_email CHECK (email LIKE '%@%')",
+        ["check users.ck_users_email is not in revision {rev} (database has email like '%@%')"],
+    ),
+    "table comment": (
+        "ALTER TABLE users COMMENT 'people'",
+        ["table users: database has ENGINE=InnoDB COLLATE={collation} COMMENT 'people', "
+         "revision {rev} has ENGINE=InnoDB COLLATE={collation}"],
+    ),
+}
+# Not in "all at once": it drops the foreign key that another drift changes.
+ALONE = {
+    "table engine": (
+        "ALTER TABLE blogs DROP FOREIGN KEY fk_blogs_author_id_users; ALTER TABLE blogs ENGINE=MyISAM",
+        ["foreign key blogs.fk_blogs_author_id_users is missing (revision {rev} has (author_id) "
+         "REFERENCES users (id) ON DELETE SET NULL)",
+         "table blogs: database has ENGINE=MyISAM COLLATE={collation}, revision {rev} has "
+         "ENGINE=InnoDB COLLATE={collation}"],
+    ),
 }
 
 
-@pytest.mark.parametrize("drift", [*DRIFTS, "all at once"])
+def collation_of(engine) -> str:
+    with engine.connect() as conn:
+        return conn.scalar(text("SELECT @@collation_database"))
+
+
+@pytest.mark.parametrize("drift", [*DRIFTS, *ALONE, "all at once"])
 def test_drifted_production_is_not_baselined(step, database_url, dev_database_url, db, drift):
     production(step, database_url, db)
-    chosen = DRIFTS.values() if drift == "all at once" else [DRIFTS[drift]]
+    chosen = DRIFTS.values() if drift == "all at once" else [{**DRIFTS, **ALONE}[drift]]
     with db.begin() as conn:
         for statements, _ in chosen:
             for statement in statements.split("; "):
@@ -144,12 +176,34 @@ def test_drifted_production_is_not_baselined(step, database_url, dev_database_ur
     result = run(app, "migrate.py", "baseline", revision,
                  database_url=database_url, dev_database_url=dev_database_url)
     line = assert_clean_failure(result)
-    expected = [d.format(rev=revision) for _, diffs in chosen for d in diffs]
+    collation = collation_of(db)
+    expected = [d.format(rev=revision, collation=collation) for _, diffs in chosen for d in diffs]
     listed = [l.strip() for l in result.stdout.splitlines()]
     assert sorted(listed) == sorted(expected)
     assert f"differs from revision {revision} in {len(expected)} place(s)" in line
     assert "nothing was stamped" in line
     assert not version_table_exists(db)
+    assert snapshot(db) == before
+
+
+def test_baseline_builds_the_revision_with_productions_collation(step, database_url, dev_database_url, db):
+    """A production database whose default collation is not the server's is no drift."""
+    with db.begin() as conn:
+        conn.execute(text(f"ALTER DATABASE `{database_url.database}` COLLATE utf8mb4_bin"))
+    production(step, database_url, db)
+    before = snapshot(db)
+    app = step("step-3-apply")
+    revision = initialize_revision(app)
+    result = run(app, "migrate.py", "baseline", revision,
+                 database_url=database_url, dev_database_url=dev_database_url)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"The schema matches revision {revision}" in result.stdout
+    assert "Not compared: column order, triggers, views" in result.stdout
+    with db.connect() as conn:  # production's tables differ from what the server would make
+        assert conn.scalar(text("SELECT @@collation_server")) != "utf8mb4_bin"
+        assert conn.scalar(text(
+            "SELECT TABLE_COLLATION FROM information_schema.TABLES "
+            "WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'users'")) == "utf8mb4_bin"
     assert snapshot(db) == before
 
 

@@ -289,11 +289,10 @@ class ServerBinary:
 def server_workdir_parent() -> Path:
     """Where the kit puts a server's data directory, socket and log: /tmp, whatever TMPDIR says.
 
-    The server packages' AppArmor profile for /usr/sbin/mysqld (Ubuntu's, and the vendor's
-    Debian packages) lets the server write to its own folders under /var/lib/mysql, and,
-    through the `user-tmp` abstraction, to files its user owns under /tmp and /var/tmp; a data
-    directory anywhere else (a TMPDIR in the home folder, /run/user/...) is refused and
-    `--initialize-insecure` fails. /tmp also keeps the socket path short (Unix sockets allow
+    The AppArmor profile that MySQL's own Debian and Ubuntu packages install for /usr/sbin/mysqld
+    lets the server write to its folders under /var/lib/mysql and, through the `user-tmp`
+    abstraction, to files its user owns under /tmp and /var/tmp; a data directory anywhere else
+    (a TMPDIR in the home folder, /run/user/...) is refused and `--initialize-insecure` fails. /tmp also keeps the socket path short (Unix sockets allow
     about 100 characters; macOS's TMPDIR alone takes 50). Elsewhere (Windows), the temp folder.
     """
     tmp = Path("/tmp")

@@ -292,8 +292,9 @@ def server_workdir_parent() -> Path:
     The AppArmor profile that MySQL's own Debian and Ubuntu packages install for /usr/sbin/mysqld
     lets the server write to its folders under /var/lib/mysql and, through the `user-tmp`
     abstraction, to files its user owns under /tmp and /var/tmp; a data directory anywhere else
-    (a TMPDIR in the home folder, /run/user/...) is refused and `--initialize-insecure` fails. /tmp also keeps the socket path short (Unix sockets allow
-    about 100 characters; macOS's TMPDIR alone takes 50). Elsewhere (Windows), the temp folder.
+    (a TMPDIR in the home folder, /run/user/...) is refused and `--initialize-insecure` fails.
+    /tmp also keeps the socket path short (Unix sockets allow about 100 characters; macOS's
+    TMPDIR alone takes 50). Where there is no /tmp (Windows), the temporary folder.
     """
     tmp = Path("/tmp")
     if os.name == "posix" and tmp.is_dir() and os.access(tmp, os.W_OK | os.X_OK):
@@ -440,7 +441,9 @@ def _initialise(binary: ServerBinary, workdir: Path, as_root: bool, timeout: flo
     """Run initialise_command; NoServerError with one line if it fails or outlasts `timeout`."""
     install_db = None
     if binary.mariadb:
-        search = os.pathsep.join([str(binary.path.parent), os.environ.get("PATH", ""), *EXTRA_BIN_DIRS])
+        search = os.pathsep.join(
+            [str(binary.path.parent), os.environ.get("PATH", ""), *EXTRA_BIN_DIRS]
+        )
         install_db = shutil.which("mariadb-install-db", path=search) or shutil.which(
             "mysql_install_db", path=search
         )
@@ -448,7 +451,9 @@ def _initialise(binary: ServerBinary, workdir: Path, as_root: bool, timeout: flo
             raise NoServerError(
                 f"could not initialise {binary.path}: mariadb-install-db not found next to it"
             )
-    cmd = initialise_command(binary, workdir, as_root=as_root, install_db=install_db and Path(install_db))
+    cmd = initialise_command(
+        binary, workdir, as_root=as_root, install_db=Path(install_db) if install_db else None
+    )
     try:
         # A session of its own, so that a timeout stops whatever the command started too.
         process = subprocess.Popen(
@@ -472,7 +477,7 @@ def _initialise(binary: ServerBinary, workdir: Path, as_root: bool, timeout: flo
 def _kill_session(process: subprocess.Popen) -> None:
     try:
         os.killpg(process.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
+    except (AttributeError, ProcessLookupError, PermissionError):  # no killpg on Windows
         process.kill()
     process.communicate()
 

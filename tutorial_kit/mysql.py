@@ -3,8 +3,8 @@
 1. DATABASE_URL, when set: the server it names.
 2. The compose service (`docker compose up -d --wait db`), when it answers on 127.0.0.1.
 3. A throwaway MySQL container, started with the docker SDK, when a Docker engine answers.
-4. A mysqld or mariadbd binary found on this machine, initialised in a temporary data
-   directory and started on a free loopback port.
+4. A mysqld or mariadbd binary found on this machine, initialised in a fresh folder under
+   /tmp (see server_workdir_parent) and started on a free loopback port.
 
 A server the kit started is stopped and removed by Server.stop() (or `with server:`).
 """

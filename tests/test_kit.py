@@ -1,14 +1,18 @@
 """The tutorial kit finds a server the documented way, and says what to do when it cannot."""
 
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
+from pathlib import Path
 
 import pytest
+from conftest import assert_clean_failure
 
 import tutorial_kit.mysql as kit
 from tutorial_kit import NoServerError, find_server
-from tutorial_kit.steps import url_text
+from tutorial_kit.steps import REPO, url_text
 
 
 def test_database_url_is_used_when_set(server, monkeypatch):
@@ -117,3 +121,231 @@ def test_local_server_moves_on_when_its_port_is_taken(monkeypatch):
             server.connect().close()
         finally:
             server.stop()
+
+
+# --- The command lines the kit builds for a local server (MySQL's cannot run here) ---------
+
+MYSQL_84 = "mysqld  Ver 8.4.3 for Linux on x86_64 (MySQL Community Server - GPL)"
+MYSQL_9 = "mysqld  Ver 9.1.0 for macos14.7 on arm64 (Homebrew)"
+MARIADB = "mariadbd  Ver 10.11.19-MariaDB-0+deb12u1 for debian-linux-gnu on x86_64 (Debian 12)"
+
+# mysqld options the kit may pass, each checked in the MySQL 8.4 and 9.x reference manuals
+# (Server Command Options, the option and variable reference, X Plugin, binary logging).
+# Add one here only after checking it there.
+MYSQL_DOCUMENTED = {
+    "no-defaults", "initialize-insecure", "basedir", "datadir", "tmpdir", "socket", "port",
+    "bind-address", "log-error", "pid-file", "innodb-flush-log-at-trx-commit",
+    "innodb-buffer-pool-size", "mysqlx", "skip-log-bin", "user",
+}
+# Removed in MySQL 8.4.0 or 9.0.0 (Option and Variable Changes for MySQL 8.4, 9.0): a server
+# given one of these refuses to start.
+MYSQL_REMOVED = {
+    "default-authentication-plugin", "admin-ssl", "ssl", "skip-ssl", "avoid-temporal-upgrade",
+    "mysql-native-password",
+}
+
+
+def option_names(args: list[str]) -> list[str]:
+    return [a[2:].split("=")[0].replace("_", "-") for a in args[1:]]
+
+
+@pytest.mark.parametrize("version_text, version", [(MYSQL_84, (8, 4, 3)), (MYSQL_9, (9, 1, 0))])
+@pytest.mark.parametrize("as_root", [False, True])
+def test_mysql_command_lines(tmp_path, version_text, version, as_root):
+    prefix = tmp_path / "Cellar" / "mysql" / ".".join(map(str, version))
+    binary = kit.ServerBinary(prefix / "bin" / "mysqld", version_text, prefix)
+    assert not binary.mariadb and binary.version == version
+    work = tmp_path / "work"
+    init = kit.initialise_command(binary, work, as_root=as_root)
+    serve = kit.serve_command(binary, work, 4321, as_root=as_root)
+
+    for args in (init, serve):
+        assert args[0] == str(prefix / "bin" / "mysqld")
+        assert args[1] == "--no-defaults"  # mysqld accepts it only first
+        names = option_names(args)
+        assert set(names) <= MYSQL_DOCUMENTED and not set(names) & MYSQL_REMOVED, names
+        assert len(names) == len(set(names)), names
+        # Homebrew's formula passes its prefix; every file goes to the kit's folder.
+        assert f"--basedir={prefix}" in args
+        assert f"--datadir={work / 'data'}" in args and f"--tmpdir={work / 'tmp'}" in args
+        assert ("--user=root" in args) == as_root
+    assert "--initialize-insecure" in init
+    for flag in ("--mysqlx=OFF", "--skip-log-bin", "--port=4321", "--bind-address=127.0.0.1"):
+        assert flag in serve
+    # MySQL keeps its own character set and collation (utf8mb4, utf8mb4_0900_ai_ci).
+    assert not [a for a in serve if "character-set" in a or "collation" in a]
+    for arg in serve[1:]:
+        if arg.startswith(("--socket=", "--log-error=", "--pid-file=")):
+            assert arg.split("=", 1)[1].startswith(str(work)), arg
+
+
+def test_mariadb_command_lines(tmp_path):
+    binary = kit.ServerBinary(Path("/usr/sbin/mariadbd"), MARIADB, Path("/usr"))
+    assert binary.mariadb and binary.version == (10, 11, 19)
+    install_db = Path("/usr/bin/mariadb-install-db")
+    init = kit.initialise_command(binary, tmp_path, as_root=False, install_db=install_db)
+    assert init[:2] == [str(install_db), "--no-defaults"]
+    assert f"--datadir={tmp_path / 'data'}" in init
+    serve = kit.serve_command(binary, tmp_path, 4321, as_root=False)
+    assert serve[:2] == ["/usr/sbin/mariadbd", "--no-defaults"]
+    # latin1 is MariaDB 10.11's default; utf8mb4 is MySQL's. No MySQL-only option.
+    assert "--character-set-server=utf8mb4" in serve
+    assert not [a for a in serve if "collation" in a or "mysqlx" in a or "log-bin" in a]
+    # Debian's MariaDB installs itself as mysqld too: what it prints decides.
+    as_mysqld = MARIADB.replace("mariadbd", "mysqld")
+    assert kit.ServerBinary(Path("/usr/sbin/mysqld"), as_mysqld, Path("/usr")).mariadb
+
+
+def test_the_binary_here_is_inspected():
+    path = kit.find_server_binary()
+    if path is None:
+        pytest.skip("no mysqld or mariadbd on this machine")
+    binary = kit.ServerBinary.inspect(path)
+    assert binary.version >= ((10, 3) if binary.mariadb else (8, 0)), binary.version_text
+    # The basedir the kit passes is where the server's error messages are.
+    assert list(binary.basedir.glob("share/*/english/errmsg.sys")), binary.basedir
+
+
+@pytest.mark.parametrize(
+    "output, reason",
+    [
+        # MySQL 8.4 --initialize-insecure, refused a data directory by AppArmor.
+        (
+            "2026-11-27T10:00:00.000000Z 0 [System] [MY-013169] [Server] /usr/sbin/mysqld "
+            "(mysqld 8.4.3) initializing of server in progress as process 4242\n"
+            "2026-11-27T10:00:00.100000Z 0 [ERROR] [MY-010187] [Server] Could not open file "
+            "'/home/ada/tmp/x/error.log' for error logging: Permission denied\n"
+            "2026-11-27T10:00:00.100000Z 0 [ERROR] [MY-013236] [Server] The designated data "
+            "directory /home/ada/tmp/x/data/ is unusable.\n"
+            "2026-11-27T10:00:00.100000Z 0 [ERROR] [MY-010119] [Server] Aborting\n",
+            "Could not open file '/home/ada/tmp/x/error.log' for error logging: Permission denied",
+        ),
+        # MariaDB, its port taken.
+        (
+            "2026-11-27 10:00:00 0 [Note] Starting MariaDB 10.11.19 as process 4242\n"
+            "2026-11-27 10:00:00 0 [ERROR] Can't start server: Bind on TCP/IP port. Got error: 98\n"
+            "2026-11-27 10:00:00 0 [ERROR] Aborting\n",
+            "Can't start server: Bind on TCP/IP port. Got error: 98",
+        ),
+        ("mysqld: Can't change dir to '/nowhere/' (OS errno 2)\n", "Can't change dir to"),
+        ("", "no output"),
+    ],
+)
+def test_failure_reason_is_the_line_that_says_why(output, reason):
+    assert reason in kit.failure_reason(output)
+    assert "\n" not in kit.failure_reason(output)
+
+
+# --- Starting a local server for real (MariaDB here), and stand-ins for what MySQL can do ---
+
+
+def test_local_server_lives_in_tmp_whatever_tmpdir_says(monkeypatch):
+    binary = kit.find_server_binary()
+    if binary is None:
+        pytest.skip("no mysqld or mariadbd on this machine")
+    # A TMPDIR outside /tmp, as on machines that set one per user: AppArmor's profile for
+    # mysqld would refuse a data directory there.
+    (REPO / "build").mkdir(exist_ok=True)
+    elsewhere = Path(tempfile.mkdtemp(dir=REPO / "build"))
+    try:
+        monkeypatch.setenv("TMPDIR", str(elsewhere))
+        monkeypatch.setattr(tempfile, "tempdir", str(elsewhere))
+        server = kit.start_local_server(binary)
+        try:
+            with server.connect() as conn, conn.cursor() as cur:
+                cur.execute("SELECT @@datadir, @@tmpdir, @@character_set_server")
+                datadir, tmpdir, charset = cur.fetchone()
+        finally:
+            server.stop()
+        assert datadir.startswith("/tmp/tutorial-mysql-"), datadir
+        assert tmpdir.startswith(datadir.rstrip("/").rsplit("/", 1)[0]), tmpdir
+        assert charset == "utf8mb4"
+        assert list(elsewhere.iterdir()) == []
+    finally:
+        shutil.rmtree(elsewhere, ignore_errors=True)
+
+
+def fake_mysqld(folder: Path, version_text: str, on_initialise: str) -> Path:
+    """A stand-in for a MySQL server binary that cannot run here: prints `version_text`, and
+    runs the shell code `on_initialise` for --initialize-insecure (after saving its arguments)."""
+    bin_dir = folder / "bin"
+    bin_dir.mkdir(parents=True)
+    script = bin_dir / "mysqld"
+    script.write_text(
+        "#!/bin/sh\n"
+        f'case "$*" in *--version*) echo "{version_text}"; exit 0;; esac\n'
+        f'printf "%s\\n" "$@" > "{folder / "args"}"\n'
+        f"{on_initialise}\n"
+    )
+    script.chmod(0o755)
+    return script
+
+
+@pytest.fixture
+def kit_folder(tmp_path, monkeypatch):
+    """Where the kit makes its server folders during the test; must be empty afterwards."""
+    parent = tmp_path / "servers"
+    parent.mkdir()
+    monkeypatch.setattr(kit, "server_workdir_parent", lambda: parent)
+    yield parent
+    assert list(parent.iterdir()) == [], "the kit left a server folder behind"
+
+
+def test_slow_initialise_ends_in_one_line(tmp_path, kit_folder):
+    binary = fake_mysqld(tmp_path, MYSQL_84, f"exec {shutil.which('sleep')} 600")
+    with pytest.raises(NoServerError) as info:
+        kit.start_local_server(binary, init_timeout=1)
+    message = str(info.value)
+    assert message.startswith(f"could not initialise {binary}: mysqld was still running after 1 s")
+    assert "DATABASE_URL" in message and "\n" not in message
+    # It was given what initialise_command builds, in the kit's folder.
+    args = (tmp_path / "args").read_text().splitlines()
+    assert args[:2] == ["--no-defaults", "--initialize-insecure"]
+    assert f"--basedir={tmp_path}" in args
+    assert [a for a in args if a.startswith("--datadir=")][0].startswith(f"--datadir={kit_folder}/")
+
+
+def test_failing_initialise_says_why_in_one_line(tmp_path, kit_folder):
+    binary = fake_mysqld(
+        tmp_path, MYSQL_9,
+        "echo '2026-11-27T10:00:00Z 0 [ERROR] [MY-013236] [Server] The designated data directory"
+        " is unusable.' >&2\n"
+        "echo '2026-11-27T10:00:00Z 0 [ERROR] [MY-010119] [Server] Aborting' >&2\n"
+        "exit 1",
+    )
+    with pytest.raises(NoServerError) as info:
+        kit.start_local_server(binary)
+    assert str(info.value) == (
+        f"could not initialise {binary}: 2026-11-27T10:00:00Z 0 [ERROR] [MY-013236] [Server] "
+        "The designated data directory is unusable."
+    )
+
+
+def test_mysql_before_8_is_refused(tmp_path, kit_folder):
+    binary = fake_mysqld(
+        tmp_path, "mysqld  Ver 5.7.44 for Linux on x86_64 (MySQL Community Server (GPL))", "exit 0"
+    )
+    with pytest.raises(NoServerError, match=r"is MySQL 5\.7\.44, too old for this tutorial"):
+        kit.start_local_server(binary)
+    assert not (tmp_path / "args").exists()  # nothing was run
+
+
+def test_tutorial_command_reports_a_slow_initialise_in_one_line(tmp_path):
+    binary = fake_mysqld(tmp_path, MYSQL_84, f"exec {shutil.which('sleep')} 600")
+    script = (
+        "import functools, sys; import tutorial_kit.mysql as m; m.EXTRA_BIN_DIRS = ();"
+        "m.start_local_server = functools.partial(m.start_local_server, init_timeout=1);"
+        "from tutorial_kit.tutorial import main; sys.exit(main([]))"
+    )
+    env = {
+        "PATH": str(binary.parent),
+        "MYSQL_PORT": "1",
+        "DOCKER_HOST": "unix:///nonexistent/docker.sock",
+        "TUTORIAL_BUILD_DIR": str(tmp_path / "build"),
+    }
+    result = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, cwd=REPO
+    )
+    assert result.returncode == 2
+    line = assert_clean_failure(result)
+    assert line.startswith(f"error: could not initialise {binary}: mysqld was still running")

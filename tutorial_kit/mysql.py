@@ -3,22 +3,25 @@
 1. DATABASE_URL, when set: the server it names.
 2. The compose service (`docker compose up -d --wait db`), when it answers on 127.0.0.1.
 3. A throwaway MySQL container, started with the docker SDK, when a Docker engine answers.
-4. A mysqld or mariadbd binary found on this machine, initialised in a temporary data
-   directory and started on a free loopback port.
+4. A mysqld or mariadbd binary found on this machine, initialised in a fresh folder under
+   /tmp (see server_workdir_parent) and started on a free loopback port.
 
 A server the kit started is stopped and removed by Server.stop() (or `with server:`).
 """
 
 from __future__ import annotations
 
+import itertools
 import os
+import re
 import secrets
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import partial
@@ -38,6 +41,9 @@ EXTRA_BIN_DIRS = (
     "/opt/homebrew/bin",
     "/opt/homebrew/opt/mysql/bin",
     "/usr/local/opt/mysql/bin",
+    # Homebrew's mysql@8.4 is keg-only: not linked into bin/.
+    "/opt/homebrew/opt/mysql@8.4/bin",
+    "/usr/local/opt/mysql@8.4/bin",
 )
 HOW_TO_GET_ONE = (
     "set DATABASE_URL=mysql+pymysql://root:PASSWORD@HOST:3306/, "
@@ -90,6 +96,27 @@ class Server:
         name = make_url(url).database if isinstance(url, str) else url.database
         with self.connect() as conn, conn.cursor() as cur:
             cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
+
+    def insert_rows(
+        self, url: URL, table: str, columns: Sequence[str], rows: Iterable[Sequence[object]],
+        *, batch: int = 1000,
+    ) -> int:
+        """Insert `rows` (tuples in `columns` order) into `table`; return how many went in.
+
+        Made in Python and sent `batch` rows to a statement, so any number works the same on
+        MySQL and MariaDB; a recursive CTE, SQL's usual row generator, stops at 1,000 rows
+        (MySQL's cte_max_recursion_depth raises an error, MariaDB's max_recursive_iterations
+        silently returns the first 1,001).
+        """
+        names = ", ".join(f"`{c}`" for c in columns)
+        statement = f"INSERT INTO `{table}` ({names}) VALUES ({', '.join(['%s'] * len(columns))})"
+        done = 0
+        rows = iter(rows)
+        with self.connect(url.database) as conn, conn.cursor() as cur:
+            # PyMySQL sends an executemany of INSERT ... VALUES as one multi-row INSERT.
+            while chunk := list(itertools.islice(rows, batch)):
+                done += cur.executemany(statement, chunk)
+        return done
 
     @contextmanager
     def database(self, prefix: str = "tutorial") -> Iterator[URL]:
@@ -215,49 +242,176 @@ def find_server_binary() -> Path | None:
     return None
 
 
-def start_local_server(binary: Path, *, timeout: float = 30) -> Server:
-    """Initialise a data directory in a temporary folder and start `binary` on it."""
-    workdir = Path(tempfile.mkdtemp(prefix="tutorial-mysql-"))
-    datadir, sock, log = workdir / "data", workdir / "mysql.sock", workdir / "error.log"
-    # mysqld refuses to run as root unless told to.
-    as_user = ["--user=root"] if hasattr(os, "geteuid") and os.geteuid() == 0 else []
-    mariadb = "mariadb" in binary.name or "MariaDB" in _version(binary)
-    try:
-        _initialise(binary, datadir, mariadb, as_user)
-    except (OSError, subprocess.CalledProcessError) as exc:
-        shutil.rmtree(workdir, ignore_errors=True)
-        detail = getattr(exc, "stderr", "") or str(exc)
-        last = detail.strip().splitlines()[-1] if detail.strip() else "no output"
-        raise NoServerError(f"could not initialise {binary}: {last}") from None
+@dataclass(frozen=True)
+class ServerBinary:
+    """A server executable, what its `--version` prints, and the installation it belongs to.
 
-    version = _version(binary)
+    `version_text` as the servers print it:
+        mysqld  Ver 8.4.3 for Linux on x86_64 (MySQL Community Server - GPL)
+        mariadbd  Ver 10.11.19-MariaDB-0+deb12u1 for debian-linux-gnu on x86_64 (Debian 12)
+    """
+
+    path: Path
+    version_text: str
+    # The installation's top folder (`bin/` or `sbin/` is in it), where the server finds its
+    # plugins, error messages and character sets.
+    basedir: Path
+
+    @classmethod
+    def inspect(cls, path: Path) -> ServerBinary:
+        try:
+            out = subprocess.run(
+                [str(path), "--version"], capture_output=True, text=True, timeout=10
+            ).stdout
+        except (OSError, subprocess.TimeoutExpired):
+            out = ""
+        # Homebrew links bin/mysqld to Cellar/mysql/<version>/bin/mysqld: its basedir is the
+        # Cellar folder, the `--basedir=#{prefix}` Homebrew's own formula passes.
+        return cls(path, out.strip(), path.resolve().parent.parent)
+
+    @property
+    def mariadb(self) -> bool:
+        # Debian's MariaDB also installs itself as `mysqld`: trust what it prints.
+        return "MariaDB" in self.version_text or "mariadb" in self.path.name
+
+    @property
+    def version(self) -> tuple[int, ...]:
+        """(8, 4, 3) from "Ver 8.4.3 ..."; () when the text says no version."""
+        match = re.search(r"\bVer\s+(\d+)\.(\d+)\.(\d+)", self.version_text)
+        return tuple(int(part) for part in match.groups()) if match else ()
+
+    @property
+    def label(self) -> str:
+        version = ".".join(map(str, self.version)) or "unknown version"
+        return f"{self.path.name} ({'MariaDB' if self.mariadb else 'MySQL'} {version})"
+
+
+def server_workdir_parent() -> Path:
+    """Where the kit puts a server's data directory, socket and log: /tmp, whatever TMPDIR says.
+
+    The AppArmor profile that MySQL's own Debian and Ubuntu packages install for /usr/sbin/mysqld
+    lets the server write to its folders under /var/lib/mysql and, through the `user-tmp`
+    abstraction, to files its user owns under /tmp and /var/tmp; a data directory anywhere else
+    (a TMPDIR in the home folder, /run/user/...) is refused and `--initialize-insecure` fails.
+    /tmp also keeps the socket path short (Unix sockets allow about 100 characters; macOS's
+    TMPDIR alone takes 50). Where there is no /tmp (Windows), the temporary folder.
+    """
+    tmp = Path("/tmp")
+    if os.name == "posix" and tmp.is_dir() and os.access(tmp, os.W_OK | os.X_OK):
+        return tmp
+    return Path(tempfile.gettempdir())
+
+
+def initialise_command(
+    binary: ServerBinary, workdir: Path, *, as_root: bool, install_db: Path | None = None
+) -> list[str]:
+    """The command that creates an empty data directory in `workdir`/data, root without password.
+
+    MariaDB ships a script for it (`install_db`: mariadb-install-db); MySQL 5.7.6 and later do it
+    themselves, `mysqld --initialize-insecure`, as Homebrew's formula does.
+    """
+    # mysqld refuses to run as root unless told to; --no-defaults must come first.
+    as_user = ["--user=root"] if as_root else []
+    if binary.mariadb:
+        if install_db is None:
+            raise ValueError("MariaDB needs mariadb-install-db to initialise a data directory")
+        return [
+            str(install_db),
+            "--no-defaults",
+            f"--datadir={workdir / 'data'}",
+            "--auth-root-authentication-method=normal",
+            "--skip-test-db",
+            *as_user,
+        ]
+    return [
+        str(binary.path),
+        "--no-defaults",
+        "--initialize-insecure",
+        f"--basedir={binary.basedir}",
+        f"--datadir={workdir / 'data'}",
+        # MySQL writes its temporary files where TMPDIR says, unless told: keep them in the
+        # folder the AppArmor profile allows (see server_workdir_parent).
+        f"--tmpdir={workdir / 'tmp'}",
+        *as_user,
+    ]
+
+
+def serve_command(binary: ServerBinary, workdir: Path, port: int, *, as_root: bool) -> list[str]:
+    """The command that runs the server on the data directory in `workdir`, on 127.0.0.1:`port`."""
+    args = [
+        str(binary.path),
+        "--no-defaults",
+        f"--datadir={workdir / 'data'}",
+        f"--tmpdir={workdir / 'tmp'}",
+        f"--socket={workdir / 'mysql.sock'}",
+        f"--port={port}",
+        "--bind-address=127.0.0.1",
+        f"--log-error={workdir / 'error.log'}",
+        f"--pid-file={workdir / 'mysqld.pid'}",
+        # A throwaway server: trade durability for speed.
+        "--innodb-flush-log-at-trx-commit=0",
+        "--innodb-buffer-pool-size=64M",
+    ]
+    if binary.mariadb:
+        # MariaDB before 11.6 starts in latin1, where MySQL 8 and later start in utf8mb4: the
+        # tutorial's tables would be latin1 here and utf8mb4 for readers. The collation is left
+        # at the server's default for utf8mb4, as MySQL's (utf8mb4_0900_ai_ci) is.
+        args.append("--character-set-server=utf8mb4")
+    else:
+        args += [
+            f"--basedir={binary.basedir}",
+            # MySQL 8+ also starts the X Protocol on port 33060 and /tmp/mysqlx.sock, where a
+            # second throwaway server, or the reader's own MySQL, would clash with it.
+            "--mysqlx=OFF",
+            # MySQL 8+ writes a binary log by default (MariaDB does not): nobody replicates this.
+            "--skip-log-bin",
+        ]
+    if as_root:
+        args.append("--user=root")
+    return args
+
+
+def failure_reason(output: str) -> str:
+    """The line of a server's output that says why it stopped.
+
+    MySQL ends with "[ERROR] [MY-010119] [Server] Aborting" after the error that matters;
+    MariaDB with "[ERROR] Aborting". Take the first other error, or else the last line.
+    """
+    lines = [line.strip() for line in output.splitlines() if line.strip()]
+    errors = [line for line in lines if "ERROR" in line and not line.endswith("Aborting")]
+    return (errors or lines or ["no output"])[0 if errors else -1]
+
+
+def start_local_server(binary: Path, *, timeout: float = 30, init_timeout: float = 120) -> Server:
+    """Initialise a data directory in a temporary folder and start `binary` on it.
+
+    Each wait is bounded: `init_timeout` for the data directory, `timeout` for the first answer.
+    """
+    server_binary = ServerBinary.inspect(binary)
+    if not server_binary.mariadb and server_binary.version and server_binary.version < (8, 0):
+        raise NoServerError(
+            f"{binary} is MySQL {'.'.join(map(str, server_binary.version))}, too old for this "
+            f"tutorial (it needs MySQL 8.0 or newer): {HOW_TO_GET_ONE}"
+        )
+    as_root = hasattr(os, "geteuid") and os.geteuid() == 0
+    workdir = Path(tempfile.mkdtemp(prefix="tutorial-mysql-", dir=server_workdir_parent()))
+    (workdir / "tmp").mkdir()
+    try:
+        _initialise(server_binary, workdir, as_root, init_timeout)
+    except NoServerError:
+        shutil.rmtree(workdir, ignore_errors=True)
+        raise
+
     attempts = 3
     for attempt in range(1, attempts + 1):
         port = _free_port()
-        args = [
-            str(binary),
-            "--no-defaults",
-            f"--datadir={datadir}",
-            f"--socket={sock}",
-            f"--port={port}",
-            "--bind-address=127.0.0.1",
-            f"--log-error={log}",
-            f"--pid-file={workdir / 'mysqld.pid'}",
-            # A throwaway server: trade durability for speed.
-            "--innodb-flush-log-at-trx-commit=0",
-            "--innodb-buffer-pool-size=64M",
-            # MySQL 8's defaults, which MariaDB does not share.
-            "--character-set-server=utf8mb4",
-            "--collation-server=utf8mb4_unicode_ci",
-            *as_user,
-        ]
-        if not mariadb:
-            args += ["--mysqlx=OFF", "--skip-log-bin"]
+        (workdir / "error.log").unlink(missing_ok=True)  # so that its errors are this attempt's
+        args = serve_command(server_binary, workdir, port, as_root=as_root)
         process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         url = URL.create("mysql+pymysql", username="root", password="", host="127.0.0.1", port=port)
-        server = Server(url, f"local {binary.name} ({version})", partial(_stop, process, workdir))
+        server = Server(url, f"local {server_binary.label}", partial(_stop, process, workdir))
         try:
-            _wait_until_ready(server, timeout=timeout, log=log, process=process)
+            _wait_until_ready(server, timeout=timeout, log=workdir / "error.log", process=process)
             return server
         except NoServerError:
             exited_early = process.poll() is not None
@@ -283,25 +437,49 @@ def _stop(process: subprocess.Popen, workdir: Path) -> None:
     shutil.rmtree(workdir, ignore_errors=True)
 
 
-def _initialise(binary: Path, datadir: Path, mariadb: bool, as_user: list[str]) -> None:
-    if mariadb:
-        search = os.pathsep.join([str(binary.parent), os.environ.get("PATH", ""), *EXTRA_BIN_DIRS])
+def _initialise(binary: ServerBinary, workdir: Path, as_root: bool, timeout: float) -> None:
+    """Run initialise_command; NoServerError with one line if it fails or outlasts `timeout`."""
+    install_db = None
+    if binary.mariadb:
+        search = os.pathsep.join(
+            [str(binary.path.parent), os.environ.get("PATH", ""), *EXTRA_BIN_DIRS]
+        )
         install_db = shutil.which("mariadb-install-db", path=search) or shutil.which(
             "mysql_install_db", path=search
         )
         if install_db is None:
-            raise OSError("mariadb-install-db not found next to the server")
-        cmd = [
-            install_db,
-            "--no-defaults",
-            f"--datadir={datadir}",
-            "--auth-root-authentication-method=normal",
-            "--skip-test-db",
-            *as_user,
-        ]
-    else:
-        cmd = [str(binary), "--no-defaults", "--initialize-insecure", f"--datadir={datadir}", *as_user]
-    subprocess.run(cmd, check=True, capture_output=True, text=True, timeout=120)
+            raise NoServerError(
+                f"could not initialise {binary.path}: mariadb-install-db not found next to it"
+            )
+    cmd = initialise_command(
+        binary, workdir, as_root=as_root, install_db=Path(install_db) if install_db else None
+    )
+    try:
+        # A session of its own, so that a timeout stops whatever the command started too.
+        process = subprocess.Popen(
+            cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
+        )
+    except OSError as exc:
+        raise NoServerError(f"could not initialise {binary.path}: {exc.strerror}") from None
+    try:
+        output, _ = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        _kill_session(process)
+        raise NoServerError(
+            f"could not initialise {binary.path}: {Path(cmd[0]).name} was still running after "
+            f"{timeout:g} s and was stopped; start a server yourself and set "
+            "DATABASE_URL=mysql+pymysql://root:PASSWORD@HOST:3306/"
+        ) from None
+    if process.returncode != 0:
+        raise NoServerError(f"could not initialise {binary.path}: {failure_reason(output)}")
+
+
+def _kill_session(process: subprocess.Popen) -> None:
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except (AttributeError, ProcessLookupError, PermissionError):  # no killpg on Windows
+        process.kill()
+    process.communicate()
 
 
 def _wait_until_ready(server, *, timeout, log=None, process=None) -> None:
@@ -316,22 +494,9 @@ def _wait_until_ready(server, *, timeout, log=None, process=None) -> None:
         if process is not None and process.poll() is not None or time.monotonic() > deadline:
             tail = ""
             if log is not None and log.exists():
-                lines = log.read_text(errors="replace").strip().splitlines()
-                tail = f": {lines[-1]}" if lines else ""
+                tail = f": {failure_reason(log.read_text(errors='replace'))}"
             raise NoServerError(f"{server.source} did not start{tail}")
         time.sleep(0.1)
-
-
-def _version(binary: Path) -> str:
-    try:
-        out = subprocess.run(
-            [str(binary), "--version"], capture_output=True, text=True, timeout=10
-        ).stdout
-    except OSError:
-        return "unknown version"
-    # "mariadbd  Ver 10.11.19-MariaDB-0+deb12u1 for debian-linux-gnu on x86_64"
-    words = out.split()
-    return words[words.index("Ver") + 1] if "Ver" in words else out.strip()
 
 
 def _free_port() -> int:

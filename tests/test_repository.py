@@ -76,6 +76,6 @@ def test_revisions_named_in_readmes_exist(readme):
     folder = readme.parent if readme.parent != ROOT else ROOT / STEPS[-1]
     versions = folder / "migrations" / "versions"
     for revision in set(re.findall(r"\b(20\d{12})\b", readme.read_text())):
-        if revision == "20261127093000":  # the README's example of a file name
+        if revision == "20261127093000":  # the READMEs' example of a revision
             continue
         assert list(versions.glob(f"{revision}_*.py")), f"{readme}: {revision}"

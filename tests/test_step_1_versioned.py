@@ -78,4 +78,4 @@ def test_env_py_takes_an_engine_or_a_connection_from_code(step, database_url, db
     app = step("step-3-apply")
     result = run(app, "-c", CODE, url_text(database_url), handed_in)
     assert result.returncode == 0, result.stderr
-    assert set(inspect(db).get_table_names()) == {"users", "blogs", "alembic_version"}
+    assert set(inspect(db).get_table_names()) == {"users", "blogs", "alembic_version", "alembic_history"}

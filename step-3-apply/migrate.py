@@ -1,4 +1,4 @@
-"""Apply the migrations: `python migrate.py status | upgrade [--repaired] | baseline REV`.
+"""Apply the migrations: `python migrate.py status | upgrade [--repaired] | baseline REV | hash`.
 
 The counterpart of `atlas migrate status`, `atlas migrate apply` and
 `atlas migrate apply --baseline REV`. The lock and the history live in migrations/env.py, so
@@ -15,12 +15,48 @@ from sqlalchemy import Connection, Engine
 
 from database import connect
 from devdb import dev_database
-from history import last_failure, rows, shorten
+from history import checksum, last_failure, rows, shorten
+from integrity import SUM_FILE, mismatches, write
 from lock import migration_lock
 from revisions import alembic_config, app_tables, current, head, made_by_create_all, pending, scripts
 from schema_compare import NOT_COMPARED, describe, differences, match_defaults
 
-USAGE = "usage: python migrate.py status | upgrade [--repaired] | baseline REV"
+USAGE = "usage: python migrate.py status | upgrade [--repaired] | baseline REV | hash"
+
+
+def check_directory() -> None:
+    """Refuse revision files that changed without re-hashing, and a history that forked."""
+    found = mismatches()
+    if found:
+        raise SystemExit(
+            f"error: checksum mismatch in migrations/{SUM_FILE.name}: {'; '.join(found)}. A "
+            "revision was added, edited or removed by hand: review it, then run "
+            "`python migrate.py hash`"
+        )
+    heads = scripts().get_heads()
+    if len(heads) > 1:
+        raise SystemExit(
+            f"error: migrations/versions has {len(heads)} heads ({', '.join(sorted(heads))}): "
+            "two revisions follow the same one. Merge them (`python -m alembic merge -m merge "
+            f"{' '.join(sorted(heads))}`) or make the newer one follow the other (its "
+            "down_revision), then run `python migrate.py hash`"
+        )
+
+
+def edited_after_applied(connection: Connection) -> list[str]:
+    """Revisions whose file changed since it was applied (or stamped) here."""
+    applied = {}
+    for row in rows(connection):
+        if row.kind in ("upgrade", "baseline"):
+            applied[row.revision] = row  # the latest one counts
+        elif row.kind == "downgrade":
+            applied.pop(row.revision, None)
+    found = []
+    for revision, row in applied.items():
+        script = scripts().get_revision(revision)
+        if script is not None and checksum(script.path) != row.checksum:
+            found.append(f"{revision} ({row.executed_at:%Y-%m-%d %H:%M:%S} UTC)")
+    return found
 
 
 def refuse_unmanaged(connection: Connection) -> None:
@@ -40,12 +76,14 @@ def refuse_unmanaged(connection: Connection) -> None:
 
 
 def status(engine: Engine) -> None:
+    check_directory()
     with engine.connect() as connection:
         at, tables, history = current(connection), app_tables(connection), rows(connection)
         unmanaged = at is None and made_by_create_all(connection)
+        edited = edited_after_applied(connection)
     waiting = pending(at)
     failure = history[-1] if history and history[-1].kind == "failed" else None
-    print(f"Migration status: {'FAILED' if failure else 'OK'}")
+    print(f"Migration status: {'FAILED' if failure else 'EDITED' if edited else 'OK'}")
     if unmanaged:
         print(f"Current revision: none. The database holds tables ({', '.join(tables)}) but no")
         print("migration history: automatic migration made it. Check it and mark it with")
@@ -73,11 +111,22 @@ def status(engine: Engine) -> None:
             print(f"    {shorten(statement)};")
         print("  Repair the database (see README.md, 'When a revision fails'), then run")
         print("  `python migrate.py upgrade --repaired`.")
+    for revision in edited:
+        print(f"Edited after it was applied here: {revision}. The database holds what the")
+        print("  file said then: restore the file, and put the change in a new revision.")
 
 
 def upgrade(engine: Engine, repaired: bool) -> None:
+    check_directory()
     with engine.connect() as connection, migration_lock(connection):
         refuse_unmanaged(connection)
+        edited = edited_after_applied(connection)
+        if edited:
+            raise SystemExit(
+                f"error: revision {', '.join(edited)} was edited after it was applied to this "
+                "database, which holds what the file said then: restore the file (git "
+                "checkout), put the change in a new revision, then upgrade"
+            )
         at = current(connection)
         failure = last_failure(connection)
         waiting = pending(at)
@@ -101,6 +150,7 @@ def upgrade(engine: Engine, repaired: bool) -> None:
 
 
 def baseline(engine: Engine, revision: str) -> None:
+    check_directory()
     try:
         script = scripts().get_revision(revision)
     except CommandError:
@@ -151,6 +201,9 @@ def main(argv: list[str]) -> None:
             upgrade(connect(), repaired=True)
         case ["baseline", revision]:
             baseline(connect(), revision)
+        case ["hash"]:
+            write()
+            print(f"Re-hashed migrations/versions into migrations/{SUM_FILE.name}.")
         case ["baseline"]:
             raise SystemExit(f"error: baseline needs the revision that built the schema; {USAGE}")
         case _:

@@ -28,7 +28,13 @@ def scripts() -> ScriptDirectory:
 
 def head() -> str:
     """The one revision the code expects; `alembic heads` lists more only after a fork."""
-    return scripts().get_current_head()
+    try:
+        return scripts().get_current_head()
+    except CommandError:
+        raise SystemExit(
+            "error: migrations/versions has more than one head; run `python migrate.py "
+            "status` to see how to join them"
+        ) from None
 
 
 def current(connection: Connection) -> str | None:

@@ -45,6 +45,7 @@ def add_revision(app, rev: str, down: str, name: str, upgrade: str, downgrade: s
         upgrade=textwrap.indent(textwrap.dedent(upgrade).strip(), "    "),
         downgrade=textwrap.indent(textwrap.dedent(downgrade).strip(), "    "),
     ))
+    assert run(app, "migrate.py", "hash").returncode == 0  # as the README says to
     return path
 
 
@@ -159,6 +160,9 @@ def test_status_shows_the_failed_attempt_and_reruns_point_to_it(step, database_u
 
     # The recovery the README describes: fix the revision, undo what ran, upgrade --repaired.
     broken.write_text(broken.read_text().replace('    op.execute("UPDATE users SET no_such_column = 1")\n', ""))
+    line = assert_clean_failure(run(app, "migrate.py", "upgrade", "--repaired", database_url=database_url))
+    assert "checksum mismatch" in line and "L3: 30000101000001_add_title.py was edited" in line
+    assert run(app, "migrate.py", "hash").returncode == 0
     with db.begin() as conn:
         conn.execute(text("ALTER TABLE users DROP COLUMN title"))
     upgrade = run(app, "migrate.py", "upgrade", "--repaired", database_url=database_url)

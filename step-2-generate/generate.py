@@ -152,6 +152,21 @@ def settle_renames(
     operations = Operations(context)
     done: list[tuple[ops.MigrateOperation, ops.MigrateOperation]] = []
     dropped: set[str] = set()
+
+    def refuse_unmatched(tables: set[str] | None = None) -> None:
+        """--rename and --drop must name what the plan drops: a typo must not pass.
+
+        With `tables`, only names on those tables (the ones the dev database has now) are
+        judged; a column of a table not renamed yet is only known later."""
+        named = [(old, f"--rename {old}={new}") for old, new in renames.items()]
+        named += [(old, f"--drop {old}") for old in sorted(drops - dropped)]
+        for old, option in named:
+            if tables is None or old.split(".")[0] in tables:
+                raise SystemExit(
+                    f"error: {option} names nothing the plan drops, which is: "
+                    f"{', '.join(sorted(dropped)) or 'nothing'}; nothing was written"
+                )
+
     plan = script
     while True:
         accepted, undecided, taken = [], [], set()
@@ -182,6 +197,7 @@ def settle_renames(
             taken.add(qualified(old, new))
             accepted.append(rename(drop, new))
         if undecided:
+            refuse_unmatched(set(inspect(context.connection).get_table_names()))
             raise SystemExit(refusal(name, undecided))
         if not accepted:
             break
@@ -190,14 +206,7 @@ def settle_renames(
         done += accepted
         plan = produce_migrations(context, metadata)
 
-    # What --rename and --drop named must be what the plan drops: a typo must not pass.
-    unmatched = [f"--rename {old}={new}" for old, new in renames.items()]
-    unmatched += [f"--drop {old}" for old in sorted(drops - dropped)]
-    if unmatched:
-        raise SystemExit(
-            f"error: {unmatched[0]} names nothing the plan drops, which is: "
-            f"{', '.join(sorted(dropped)) or 'nothing'}; nothing was written"
-        )
+    refuse_unmatched()
     if done:
         for _, back in reversed(done):
             operations.invoke(back)  # the dev database as the migrations leave it, again

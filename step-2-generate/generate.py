@@ -173,15 +173,18 @@ def settle_renames(
         for old, drop, new_names in candidates(plan.upgrade_ops):
             dropped.add(old)
             choices = [new for new in new_names if qualified(old, new) not in taken]
-            if old in drops or not choices:
+            if old in drops:
                 continue
             if old in renames:
                 new = renames.pop(old)
                 if new not in choices:
+                    adds = ", ".join(qualified(old, c) for c in choices) or "nothing there"
                     raise SystemExit(
                         f"error: --rename {old}={new}: the plan adds no {qualified(old, new)}; "
-                        f"it adds {', '.join(qualified(old, c) for c in choices)}"
+                        f"it adds {adds}; nothing was written"
                     )
+            elif not choices:  # dropped, and nothing added that it could have become
+                continue
             elif sys.stdin.isatty():
                 what = "" if "." in old else "table "
                 new = next((c for c in choices if ask(

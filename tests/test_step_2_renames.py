@@ -211,16 +211,18 @@ def test_on_a_terminal_no_answer_writes_nothing(step, dev_database_url):
         (["--rename", "users.name=full name"], "is not TABLE.COLUMN=NEW_NAME"),
         (["--drop", "users.name.x"], "'users.name.x' is not TABLE.COLUMN or TABLE"),
         (["--rename", "usrs.name=full_name"], "no table usrs in the models or the migrations"),
-        (["--rename", "users.nme=full_name"], "--rename users.nme=full_name names nothing the plan drops, which is: users.name"),
+        (["--rename", "users.nme=full_name"], "--rename users.nme=full_name names nothing the plan drops, which is: blogs.title, users.name"),
         (["--rename", "users.name=fullname"], "--rename users.name=fullname: the plan adds no users.fullname; it adds users.full_name"),
         (["--rename", "users.name=full_name", "--drop", "users.email"], "--drop users.email names nothing the plan drops"),
         (["--rename", "users.name=full_name", "--drop", "users.name"], "users.name is named twice"),
         (["--rename", "blogs=posts"], "--rename blogs=posts names nothing the plan drops"),
+        (["--rename", "blogs.title=headline"], "--rename blogs.title=headline: the plan adds no blogs.headline; it adds nothing there"),
     ],
 )
 def test_bad_answers_get_one_clear_line(step, server, dev_database_url, options, expected):
     app = step("step-2-generate")
     edit(app / "models.py", "    name: Mapped[str]", "    full_name: Mapped[str]")
+    edit(app / "models.py", '    title: Mapped[str] = mapped_column(String(255))\n', "")  # a plain drop
     before = revisions(app)
     result = run(app, "generate.py", "rename", *options, dev_database_url=dev_database_url)
     line = assert_clean_failure(result)

@@ -23,6 +23,15 @@ RENAMES = {
         ["users.email=address"],
         ["new_column_name='address'", "op.create_unique_constraint(op.f('uq_users_address')"],
     ),
+    "primary key, and a column with a server default": (
+        [("    id: Mapped[int] = mapped_column(primary_key=True)\n    name",
+          "    user_id: Mapped[int] = mapped_column(primary_key=True)\n    name"),
+         ('ForeignKey("users.id"', 'ForeignKey("users.user_id"'),
+         ("    created_at: Mapped[datetime]", "    published_at: Mapped[datetime]")],
+        ["users.id=user_id", "blogs.created_at=published_at"],
+        ["new_column_name='user_id'", "autoincrement=True", "new_column_name='published_at'",
+         "existing_server_default="],
+    ),
     "table and one of its columns": (
         [('__tablename__ = "blogs"', '__tablename__ = "posts"'),
          ("    title: Mapped[str]", "    headline: Mapped[str]")],
@@ -61,14 +70,25 @@ def fill(app, database_url, engine):
                           "SELECT CONCAT('Post ', id), REPEAT('text ', id % 50), id FROM users"))
 
 
+def columns(engine) -> list[dict]:
+    """What each column is (type, nullable, default, auto-increment, ...), its name aside."""
+    engine.dispose()
+    names = inspect(engine).get_table_names()
+    return [
+        {key: str(value) for key, value in column.items() if key != "name"}
+        for table in ("users", "posts" if "posts" in names else "blogs")
+        for column in inspect(engine).get_columns(table)
+    ]
+
+
 def rows(engine) -> list[tuple]:
     """Every value of every user and post, whatever the tables and columns are called now."""
     engine.dispose()  # a fresh look at the schema
     tables = set(inspect(engine).get_table_names())
     posts = "posts" if "posts" in tables else "blogs"
     with engine.connect() as conn:
-        users = conn.execute(text("SELECT * FROM users ORDER BY id")).all()
-        blogs = conn.execute(text(f"SELECT * FROM `{posts}` ORDER BY id")).all()
+        users = conn.execute(text("SELECT * FROM users ORDER BY 1")).all()
+        blogs = conn.execute(text(f"SELECT * FROM `{posts}` ORDER BY 1")).all()
     return [tuple(row) for row in users + blogs]
 
 
@@ -83,8 +103,8 @@ def test_in_a_script_a_rename_is_refused_and_nothing_written(step, server, dev_d
     line = assert_clean_failure(result)
     first = answers[0].partition("=")[0]  # a table's columns are asked about after the table
     assert line.startswith("error: ") and "Nothing was written" in line
-    assert f"python generate.py rename --rename {answers[0]}`" in line
-    assert f"python generate.py rename --drop {first}`" in line
+    assert f"`python generate.py rename --rename " in line and f"--rename {answers[0]}" in line
+    assert f"`python generate.py rename --drop " in line and f"--drop {first}" in line
     assert revisions(app) == before
     assert throwaways(server, dev_database_url) == set()
 
@@ -93,7 +113,7 @@ def test_in_a_script_a_rename_is_refused_and_nothing_written(step, server, dev_d
 def test_a_rename_keeps_every_value_up_and_down(step, dev_database_url, database_url, db, case):
     app = step("step-2-generate")
     fill(app, database_url, db)
-    before = rows(db)
+    before, described = rows(db), columns(db)
     assert len(before) == 2 * USERS
     edits, answers, expected = RENAMES[case]
     for old, new in edits:
@@ -110,12 +130,14 @@ def test_a_rename_keeps_every_value_up_and_down(step, dev_database_url, database
     up = run(app, "-m", "alembic", "upgrade", "head", database_url=database_url)
     assert up.returncode == 0, up.stderr
     assert rows(db) == before  # same values, in the same places, under the new names
+    assert columns(db) == described  # and each column still what it was
     check = run(app, "-m", "alembic", "check", database_url=database_url)
     assert check.returncode == 0, check.stdout + check.stderr  # the models are matched exactly
 
     down = run(app, "-m", "alembic", "downgrade", "-1", database_url=database_url)
     assert down.returncode == 0, down.stderr
     assert rows(db) == before
+    assert columns(db) == described
     assert {"users", "blogs"} <= set(inspect(db).get_table_names())
     assert [c["name"] for c in inspect(db).get_columns("users")] == ["id", "name", "email"]
 

@@ -98,7 +98,8 @@ def connection_lost(exc: DBAPIError, url: URL) -> str | None:
     """One line when the connection broke while in use (server stopped, network cut, KILL).
 
     None for any other error, which the caller reports its own way. MySQL DDL is not
-    transactional: what ran before the break stays applied, so say where to look.
+    transactional: what ran before the break stays applied, so the caller should add where
+    to look, e.g. "run `python migrate.py status`".
     """
     code = error_code(exc)
     # Gone away, lost during a query, lost on reading, killed, server shut down.

@@ -96,15 +96,25 @@ t.sh(app, "python generate.py add_user_title", dev_database_url=dev)
 t.show(new)
 
 # %% [markdown]
-# ## Autogenerate loses renamed data
+# ## A rename is not a drop
 #
 # Rename `name` to `full_name` in the model. Autogenerate cannot tell a rename from a drop and an
-# add, and writes exactly that: applied as written, every user's name would be gone. The planner
-# warns, and prints the operation to write by hand instead.
+# add: applied as such, every user's name would be gone. On a terminal the planner asks, as
+# Django does: `Did you rename users.name to users.full_name? [y/N]`. Here, as in a script,
+# there is no terminal: it writes nothing and says how to answer.
 
 # %%
 t.edit(app / "models.py", "    name: Mapped[str]", "    full_name: Mapped[str]")
-t.sh(app, "python generate.py rename_user_name", dev_database_url=dev)
+t.sh(app, "python generate.py rename_user_name", dev_database_url=dev, expect=1)
+
+# %% [markdown]
+# It is a rename. The revision renames the column in place, every value kept, and its downgrade
+# renames it back:
+
+# %%
+t.sh(app, "python generate.py rename_user_name --rename users.name=full_name", dev_database_url=dev)
+[renamed] = (app / "migrations" / "versions").glob("*_rename_user_name.py")
+t.show(renamed)
 
 # %% [markdown]
 # Always read a generated revision before committing it. Next: [03-apply](03-apply.ipynb) takes

@@ -96,7 +96,8 @@ EXPECTED = {
         "Wrote migrations/versions/",
         "nothing to generate",
         "ALTER TABLE users ADD COLUMN title VARCHAR(255)",
-        "warning: column 'users.name' is dropped and 'full_name' added",
+        "users.name is dropped and users.full_name added: a rename? Nothing was written.",
+        "ALTER TABLE users CHANGE name full_name VARCHAR(255) NOT NULL",
         "mysql> SHOW TABLES;",
     ],
     "03-apply": [

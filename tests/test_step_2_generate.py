@@ -106,27 +106,6 @@ def test_a_revision_id_already_taken_is_skipped(step, dev_database_url, database
     assert check.returncode == 0, check.stdout + check.stderr
 
 
-def test_a_renamed_column_is_flagged(step, dev_database_url):
-    app = step("step-2-generate")
-    edit(app / "models.py", "    name: Mapped[str]", "    full_name: Mapped[str]")
-    result = run(app, "generate.py", "rename_name", dev_database_url=dev_database_url)
-    assert result.returncode == 0, result.stderr
-    assert "column 'users.name' is dropped and 'full_name' added" in result.stderr
-    assert (
-        "op.alter_column('users', 'name', new_column_name='full_name', "
-        "existing_type=sa.VARCHAR(length=255), existing_nullable=False)" in result.stderr
-    )
-
-
-def test_a_renamed_table_is_flagged(step, dev_database_url):
-    app = step("step-2-generate")
-    edit(app / "models.py", '__tablename__ = "blogs"', '__tablename__ = "posts"')
-    result = run(app, "generate.py", "rename_blogs", dev_database_url=dev_database_url)
-    assert result.returncode == 0, result.stderr
-    assert "table 'blogs' is dropped and 'posts' created" in result.stderr
-    assert "op.rename_table('blogs', 'posts')" in result.stderr
-
-
 def test_a_revision_mysql_rejects_is_not_kept(step, server, dev_database_url):
     app = step("step-2-generate")
     # MySQL has no VARCHAR without a length: the planned revision cannot run.

@@ -54,13 +54,15 @@ def run(
     env: dict[str, str] | None = None,
     timeout: float = 300,
 ) -> subprocess.CompletedProcess[str]:
-    """`python ARGS...` in step_dir, as the reader types it; output captured as text.
+    """`python ARGS...` in step_dir, as a script runs it; output captured as text.
 
-    `env` adds to (or overrides) the environment, e.g. DOCKER_HOST.
+    `env` adds to (or overrides) the environment, e.g. DOCKER_HOST. No terminal: a command
+    that would ask a question answers it from its arguments or refuses.
     """
     return subprocess.run(
         [sys.executable, *args],
         cwd=step_dir,
+        stdin=subprocess.DEVNULL,
         env={**step_env(database_url, dev_database_url), **(env or {})},
         capture_output=True,
         text=True,

@@ -27,6 +27,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import event, inspect
 from sqlalchemy.exc import SQLAlchemyError
 
+import integrity
 from devdb import dev_database
 
 USAGE = (
@@ -279,13 +280,16 @@ def main(argv: list[str]) -> None:
         event.listen(engine, "before_cursor_execute", record)
         try:
             command.upgrade(config, "head")  # apply it to the dev database: does it run?
-        except SQLAlchemyError as exc:
+        except (SQLAlchemyError, SystemExit) as exc:
             Path(script.path).unlink()  # keep no revision that does not run
-            reason = str(exc.orig if getattr(exc, "orig", None) else exc).splitlines()[0]
+            # From step 3 on, env.py reports a failed revision as a SystemExit of its own.
+            error = exc.__context__ if isinstance(exc, SystemExit) else exc
+            reason = str(getattr(error, "orig", None) or error).splitlines()[0]
             raise SystemExit(
                 f"error: the planned revision fails on MySQL ({reason}); nothing was "
                 "written: fix the model and plan again"
             ) from None
+    integrity.write()  # record it in migrations/revisions.sum, as `atlas migrate diff` does
 
     print(f"Wrote {Path(script.path).relative_to(Path(__file__).parent)}, which runs:")
     for statement in statements:

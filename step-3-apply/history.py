@@ -135,22 +135,34 @@ class Recorder:
             reason = f"{type(exc).__name__}: {exc}"
         reason = reason.splitlines()[0] if reason else type(exc).__name__
         kept = self._kept(statement)
+        # Killed, or the server went away: record it on a new connection, if one can be had.
+        lost = isinstance(exc, DBAPIError) and exc.connection_invalidated
         try:
-            self.connection.rollback()
-            script = self._failing_revision()
-            self._write(script, "failed", kept, statement, reason)
-            self.connection.commit()
+            if lost:
+                with self.connection.engine.connect() as fresh:
+                    script = self._record_failure(fresh, kept, statement, reason)
+            else:
+                script = self._record_failure(self.connection, kept, statement, reason)
         except SQLAlchemyError:
-            return (f"error: a revision failed ({reason}) and the connection to MySQL was lost "
-                    "before it could be recorded; run `python migrate.py status` to see where "
-                    "the database stands")
+            return (f"error: a revision failed ({reason}) and MySQL could not be reached to "
+                    "record it; once it can, run `python migrate.py status` to see where the "
+                    "database stands")
         applied = "; ".join(shorten(sql, 80) for sql in kept) if kept else "nothing"
-        at = f"at `{shorten(statement, 100)}`" if statement else "in its Python code"
+        at = f"`{shorten(statement, 100)}`" if statement else "its Python code"
+        what = (f"lost the connection to MySQL while revision {script.revision} "
+                f"({script.doc}) ran {at}, which may or may not have completed" if lost else
+                f"revision {script.revision} ({script.doc}) failed at {at}")
         return (
-            f"error: revision {script.revision} ({script.doc}) failed {at}: {reason}. "
-            f"Applied before it and kept (MySQL cannot roll back DDL): {applied}. "
-            f"Recorded in {HISTORY_TABLE}: see `python migrate.py status`"
+            f"error: {what}: {reason}. Applied before it and kept (MySQL cannot roll back "
+            f"DDL): {applied}. Recorded in {HISTORY_TABLE}: see `python migrate.py status`"
         )
+
+    def _record_failure(self, connection: Connection, kept, statement, reason) -> Script:
+        connection.rollback()
+        script = self._failing_revision(connection)
+        self._write(script, "failed", kept, statement, reason, connection=connection)
+        connection.commit()
+        return script
 
     def _kept(self, failed_sql: str) -> list[str]:
         """What stays applied: everything up to the last DDL, since MySQL commits before each."""
@@ -160,9 +172,9 @@ class Recorder:
         ddl = [i for i, sql in enumerate(ran) if _is_ddl(sql)]
         return ran[: ddl[-1] + 1] if ddl else []
 
-    def _failing_revision(self) -> Script:
+    def _failing_revision(self, connection: Connection) -> Script:
         """The revision Alembic was running: each one before it committed its version row."""
-        at = self.connection.scalar(select(text("version_num")).select_from(text(VERSION_TABLE)))
+        at = connection.scalar(select(text("version_num")).select_from(text(VERSION_TABLE)))
         order = list(reversed(list(self.script.walk_revisions())))  # oldest first
         ids = [script.revision for script in order]
         here = ids.index(at) if at in ids else -1
@@ -170,10 +182,12 @@ class Recorder:
         # Upgrading, it failed on the revision after `at`; downgrading, on `at` itself.
         return order[here + 1] if there > here else order[here]
 
-    def _write(self, script, kind: str, applied=None, failed_sql=None, error=None) -> None:
+    def _write(self, script, kind: str, applied=None, failed_sql=None, error=None,
+               connection: Connection | None = None) -> None:
+        connection = connection or self.connection
         applied = self.statements if applied is None else applied
-        history.create(self.connection, checkfirst=True)  # on the first migration only
-        self.connection.execute(insert(history).values(
+        history.create(connection, checkfirst=True)  # on the first migration only
+        connection.execute(insert(history).values(
             revision=script.revision,
             description=(script.doc or "")[:255],
             kind=kind,

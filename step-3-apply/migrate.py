@@ -88,6 +88,9 @@ def status(engine: Engine) -> None:
         print(f"Current revision: none. The database holds tables ({', '.join(tables)}) but no")
         print("migration history: automatic migration made it. Check it and mark it with")
         print("`python migrate.py baseline REV`, REV being the revision that built this schema.")
+    elif at is None and tables:
+        print(f"Current revision: none. The database holds tables ({', '.join(tables)}) from a")
+        print("first migration that did not finish: see the history below.")
     else:
         print(f"Current revision: {at or 'none (empty database)'}")
     print(f"Head revision:    {head()}")

@@ -27,14 +27,15 @@ EXPECTED = {
         "changed": {"README.md", "requirements.txt"},
     },
     ("step-1-versioned", "step-2-generate"): lambda: {
-        "added": {"generate.py", "devdb.py", _revision("step-2-generate")},
+        "added": {"generate.py", "devdb.py", "integrity.py", "migrations/revisions.sum",
+                  _revision("step-2-generate")},
         "removed": {"migrations/versions/.gitkeep"},
         "changed": {"README.md", "requirements.txt"},
     },
     ("step-2-generate", "step-3-apply"): lambda: {
         "added": {"migrate.py", "revisions.py", "schema_compare.py", "history.py", "lock.py"},
         "removed": set(),
-        "changed": {"README.md", "main.py", "migrations/env.py"},
+        "changed": {"README.md", "main.py", "migrations/env.py", "integrity.py"},
     },
 }
 

@@ -6,9 +6,10 @@ from datetime import datetime, timedelta
 import pytest
 from sqlalchemy import create_engine, inspect
 
-from conftest import assert_clean_failure
+from conftest import assert_clean_failure, repo_root
 from tutorial_kit.steps import run, url_text
 
+ROOT = repo_root()
 NO_DOCKER = {"DOCKER_HOST": "unix:///nonexistent/docker.sock"}
 
 
@@ -78,6 +79,12 @@ def test_a_model_change_becomes_one_revision(step, server, dev_database_url, dat
     # Running the planner again finds nothing left to do.
     again = run(app, "generate.py", "add_user_title", dev_database_url=dev_database_url)
     assert "nothing to generate" in again.stdout
+    # It recorded the new file in the checksum file, chained after the first, as Atlas does.
+    lines = (app / "migrations" / "revisions.sum").read_text().splitlines()
+    assert [line.split(" ")[0] for line in lines[1:]] == [p.name for p in before] + [new.name]
+    assert lines[0].startswith("h1:") and all(" h1:" in line for line in lines[1:])
+    shipped = (ROOT / "step-2-generate" / "migrations" / "revisions.sum").read_text().splitlines()
+    assert lines[1] == shipped[1] and lines[0] != shipped[0]
 
 
 def test_a_revision_id_already_taken_is_skipped(step, dev_database_url, database_url):

@@ -4,6 +4,7 @@ as safe as migrate.py (lock and history live in migrations/env.py)."""
 import subprocess
 import sys
 import textwrap
+import time
 
 import pytest
 from sqlalchemy import inspect, text
@@ -217,3 +218,41 @@ def test_history_table_is_invisible_to_the_schema_checks(step, database_url, dev
     planned = run(app, "generate.py", "nothing", dev_database_url=dev_database_url)
     assert planned.returncode == 0, planned.stderr
     assert "nothing to generate" in planned.stdout
+
+
+def test_a_connection_killed_during_the_first_upgrade_is_told_truthfully(step, database_url, db):
+    """Killed while `initialize` ran on an empty database: one line, and the next runs say a
+    migration did not finish, not that create_all() made the tables."""
+    app = step("step-3-apply")
+    [path] = (app / "migrations" / "versions").glob("*_initialize.py")
+    path.write_text(path.read_text().replace(
+        "    op.create_table('blogs',", "    op.execute('SELECT SLEEP(60)')\n    op.create_table('blogs',"))
+    assert run(app, "migrate.py", "hash").returncode == 0
+    process = subprocess.Popen([sys.executable, "migrate.py", "upgrade"], cwd=app,
+                               env=step_env(database_url), stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    with db.connect() as conn:
+        for _ in range(300):  # until the revision sleeps, at most 30 s
+            sleeping = conn.scalar(text(
+                "SELECT ID FROM information_schema.PROCESSLIST "
+                "WHERE DB = DATABASE() AND INFO = 'SELECT SLEEP(60)'"))
+            if sleeping:
+                break
+            time.sleep(0.1)
+        assert sleeping, process.communicate()
+        conn.execute(text(f"KILL {int(sleeping)}"))
+    out, err = process.communicate(timeout=60)
+    result = subprocess.CompletedProcess(process.args, process.returncode, out, err)
+    line = assert_clean_failure(result)
+    rev = initialize_revision(app)
+    assert f"lost the connection to MySQL while revision {rev} (initialize) ran `SELECT SLEEP(60)`" in line
+    assert "Applied before it and kept (MySQL cannot roll back DDL): CREATE TABLE users" in line
+    assert history(db) == [(rev, "failed", 1, 1)]
+
+    line = assert_clean_failure(run(app, "migrate.py", "upgrade", database_url=database_url))
+    assert "a first migration did not finish" in line and "create_all" not in line
+    line = assert_clean_failure(run(app, "main.py", database_url=database_url))
+    assert f"the last migration attempt failed (revision {rev})" in line
+    status = run(app, "migrate.py", "status", database_url=database_url).stdout
+    assert "Migration status: FAILED" in status
+    assert "holds tables (users) from a\nfirst migration that did not finish" in status

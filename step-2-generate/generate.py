@@ -274,7 +274,10 @@ def main(argv: list[str]) -> None:
         statements: list[str] = []
 
         def record(conn, cursor, statement, parameters, context, executemany) -> None:
-            if "alembic_version" not in statement:
+            # The revision's statements, not the reads and the bookkeeping around them
+            # (alembic_version; from step 3 on, env.py's lock and alembic_history).
+            reads = statement.lstrip().upper().startswith(("SELECT", "SHOW", "DESCRIBE"))
+            if not reads and "alembic_" not in statement:
                 statements.append(statement.strip())
 
         event.listen(engine, "before_cursor_execute", record)

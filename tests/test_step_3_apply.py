@@ -248,6 +248,8 @@ def test_app_on_an_out_of_date_database_says_migrate(step, database_url, dev_dat
         "    name: Mapped[str]", "    title: Mapped[str | None] = mapped_column(String(255))\n    name: Mapped[str]"))
     planned = run(app, "generate.py", "add_user_title", dev_database_url=dev_database_url)
     assert planned.returncode == 0, planned.stderr
+    assert planned.stdout.split("which runs:")[1].split() == \
+        "ALTER TABLE users ADD COLUMN title VARCHAR(255);".split()  # no lock nor history
     old = initialize_revision(app)
     new = revision_of(app, "add_user_title")
 

@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import inspect
 
 from conftest import assert_clean_failure
-from tutorial_kit.steps import run, step_env, url_text
+from tutorial_kit.steps import run, step_env
 
 SECRET = "s3cret-Pa55word"
 

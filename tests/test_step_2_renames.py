@@ -103,8 +103,8 @@ def test_in_a_script_a_rename_is_refused_and_nothing_written(step, server, dev_d
     line = assert_clean_failure(result)
     first = answers[0].partition("=")[0]  # a table's columns are asked about after the table
     assert line.startswith("error: ") and "Nothing was written" in line
-    assert f"`python generate.py rename --rename " in line and f"--rename {answers[0]}" in line
-    assert f"`python generate.py rename --drop " in line and f"--drop {first}" in line
+    assert "`python generate.py rename --rename " in line and f"--rename {answers[0]}" in line
+    assert "`python generate.py rename --drop " in line and f"--drop {first}" in line
     assert revisions(app) == before
     assert throwaways(server, dev_database_url) == set()
 

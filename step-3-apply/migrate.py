@@ -15,7 +15,7 @@ from sqlalchemy import Connection, Engine
 
 from database import connect
 from devdb import dev_database
-from history import checksum, last_failure, rows, shorten
+from history import checksum, rows, shorten, unrepaired
 from integrity import SUM_FILE, mismatches, write
 from lock import migration_lock
 from revisions import alembic_config, app_tables, current, head, made_by_create_all, pending, scripts
@@ -112,8 +112,11 @@ def status(engine: Engine) -> None:
         print(f"  Applied before it and kept ({len(applied)}):")
         for statement in applied:
             print(f"    {shorten(statement)};")
-        print("  Repair the database (see README.md, 'When a revision fails'), then run")
-        print("  `python migrate.py upgrade --repaired`.")
+        if applied:
+            print("  Repair the database (see README.md, 'When a revision fails'), then run")
+            print("  `python migrate.py upgrade --repaired`.")
+        else:
+            print("  Nothing of it stayed applied: fix it, then run it again.")
     for revision in edited:
         print(f"Edited after it was applied here: {revision}. The database holds what the")
         print("  file said then: restore the file, and put the change in a new revision.")
@@ -131,7 +134,7 @@ def upgrade(engine: Engine, repaired: bool) -> None:
                 "checkout), put the change in a new revision, then upgrade"
             )
         at = current(connection)
-        failure = last_failure(connection)
+        failure = unrepaired(connection)
         waiting = pending(at)
         if not waiting:
             print(f"Already at {at}: nothing to apply.")

@@ -66,6 +66,13 @@ def last_failure(connection: Connection):
     return found[-1] if found and found[-1].kind == "failed" else None
 
 
+def unrepaired(connection: Connection):
+    """The last failure, when it left statements applied: running its revision again could
+    repeat them (an INSERT twice). A failure that left nothing applied can simply be rerun."""
+    failure = last_failure(connection)
+    return failure if failure is not None and failure.statements else None
+
+
 def shorten(sql: str, limit: int = 160) -> str:
     sql = " ".join(sql.split())
     return sql if len(sql) <= limit else sql[: limit - 3] + "..."
@@ -89,7 +96,7 @@ class Recorder:
 
     @contextmanager
     def recording(self) -> Iterator[None]:
-        self.unresolved = last_failure(self.connection)
+        self.unresolved = unrepaired(self.connection)
         event.listen(self.connection, "before_cursor_execute", self._before)
         event.listen(self.connection, "after_cursor_execute", self._after)
         try:

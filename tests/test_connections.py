@@ -63,6 +63,16 @@ def test_a_port_where_something_else_listens_fails_in_one_line(step, database_ur
     assert "fix the host and port in DATABASE_URL" in line
 
 
+@pytest.mark.parametrize("step_name", ["step-1-versioned", "step-5-custom-migration"])
+def test_plain_alembic_on_a_silent_port_fails_in_one_line(step, database_url, listener, step_name):
+    """env.py connects through database.py too: before, `alembic current` waited forever."""
+    port = listener("silent")
+    result = run(step(step_name), "-m", "alembic", "current",
+                 database_url=database_url.set(port=port, password=SECRET), timeout=60)
+    line = assert_clean_failure(result, password=SECRET)
+    assert f"no MySQL answered at 127.0.0.1:{port} within 10 s" in line
+
+
 def test_the_dev_database_on_a_silent_port_fails_in_one_line(step, dev_database_url, listener):
     app = step("step-2-generate")
     (app / "models.py").write_text((app / "models.py").read_text().replace(

@@ -10,8 +10,8 @@ from tutorial_kit.diff import changes
 from tutorial_kit.steps import STEPS
 
 ROOT = repo_root()
-def _revision(step: str) -> str:
-    [path] = (ROOT / step / "migrations" / "versions").glob("*_initialize.py")
+def _revision(step: str, name: str = "initialize") -> str:
+    [path] = (ROOT / step / "migrations" / "versions").glob(f"*_{name}.py")
     return f"migrations/versions/{path.name}"
 
 
@@ -36,6 +36,16 @@ EXPECTED = {
         "added": {"migrate.py", "revisions.py", "schema_compare.py", "history.py", "lock.py"},
         "removed": set(),
         "changed": {"README.md", "main.py", "migrations/env.py", "integrity.py"},
+    },
+    ("step-3-apply", "step-4-new-migration"): lambda: {
+        "added": {_revision("step-4-new-migration", "add_user_title")},
+        "removed": set(),
+        "changed": {"README.md", "models.py", "main.py", "migrations/revisions.sum"},
+    },
+    ("step-4-new-migration", "step-5-custom-migration"): lambda: {
+        "added": {_revision("step-5-custom-migration", "seed_users")},
+        "removed": set(),
+        "changed": {"README.md", "migrate.py", "migrations/revisions.sum"},
     },
 }
 

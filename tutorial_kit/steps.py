@@ -11,7 +11,14 @@ from pathlib import Path
 from sqlalchemy.engine import URL
 
 REPO = Path(__file__).resolve().parent.parent
-STEPS = ("start", "step-1-versioned", "step-2-generate", "step-3-apply")
+STEPS = (
+    "start",
+    "step-1-versioned",
+    "step-2-generate",
+    "step-3-apply",
+    "step-4-new-migration",
+    "step-5-custom-migration",
+)
 
 
 def build_dir() -> Path:

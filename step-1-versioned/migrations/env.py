@@ -1,11 +1,11 @@
 """How Alembic reaches the database and the models. Run by every alembic command."""
 
-import os
 from logging.config import fileConfig
 
 from alembic import context
-from sqlalchemy import Connection, Engine, create_engine, pool
+from sqlalchemy import Connection, Engine
 
+from database import connect
 from models import Base
 
 config = context.config
@@ -15,16 +15,6 @@ if config.config_file_name is not None and config.attributes.get("configure_logg
 
 # What autogenerate compares the database with: the app's models.
 target_metadata = Base.metadata
-
-
-def database_url() -> str:
-    url = os.environ.get("DATABASE_URL", "").strip()
-    if not url:
-        raise SystemExit(
-            "error: DATABASE_URL is not set; set it to "
-            "mysql+pymysql://USER:PASSWORD@HOST:3306/DATABASE"
-        )
-    return url
 
 
 def run_migrations_offline() -> None:
@@ -49,7 +39,7 @@ def run_migrations_online() -> None:
         return
     engine = connectable if isinstance(connectable, Engine) else None
     if engine is None:
-        engine = create_engine(database_url(), poolclass=pool.NullPool)
+        engine = connect()  # DATABASE_URL, checked: a bad one gets one line, as in the app
     with engine.connect() as connection:
         run_migrations(connection)
 

@@ -5,15 +5,15 @@ runs under a MySQL named lock, so that processes deploying at once migrate one a
 records each revision it runs, or the one that failed, in the history table (history.py).
 """
 
-import os
 from logging.config import fileConfig
 
 from alembic import context
 from alembic.util import CommandError
-from sqlalchemy import Connection, Engine, create_engine, pool
+from sqlalchemy import Connection, Engine
 
 from history import BOOKKEEPING, Recorder
 from lock import migration_lock
+from database import connect
 from models import Base
 
 config = context.config
@@ -25,16 +25,6 @@ if config.config_file_name is not None and config.attributes.get("configure_logg
 target_metadata = Base.metadata
 
 
-def database_url() -> str:
-    url = os.environ.get("DATABASE_URL", "").strip()
-    if not url:
-        raise SystemExit(
-            "error: DATABASE_URL is not set; set it to "
-            "mysql+pymysql://USER:PASSWORD@HOST:3306/DATABASE"
-        )
-    return url
-
-
 def run_migrations_offline() -> None:
     """`alembic upgrade head --sql`: print the SQL for MySQL without connecting."""
     context.configure(dialect_name="mysql", target_metadata=target_metadata, literal_binds=True)
@@ -43,14 +33,17 @@ def run_migrations_offline() -> None:
 
 
 def target_revision() -> str | None:
-    """Where upgrade, downgrade or stamp go: a revision, "base", or "" when relative (+1);
+    """Where upgrade, downgrade or stamp go: a revision, "base", or "" for "up, somewhere";
     None for the commands that move nothing (current, check, revision --autogenerate)."""
     try:
-        return context.get_revision_argument() or "base"
+        target = context.get_revision_argument()
     except KeyError:
         return None
     except (TypeError, CommandError):
         return ""
+    if target is None or str(target).startswith("-"):  # base, or down by a count: "-1"
+        return "base"
+    return "" if str(target).startswith("+") else target
 
 
 def skip_bookkeeping(name, type_, parent_names) -> bool:
@@ -92,7 +85,7 @@ def run_migrations_online() -> None:
         return
     engine = connectable if isinstance(connectable, Engine) else None
     if engine is None:
-        engine = create_engine(database_url(), poolclass=pool.NullPool)
+        engine = connect()  # DATABASE_URL, checked: a bad one gets one line, as in the app
     with engine.connect() as connection:
         run_migrations(connection)
 

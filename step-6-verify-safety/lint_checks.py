@@ -300,8 +300,9 @@ def _count(c: Connection, table: str, where: str = "1=1") -> int:
     return c.scalar(text(f"SELECT COUNT(*) FROM `{table}` WHERE {where}"))
 
 
-def _rows(n: int) -> str:
-    return f"{n} row{'s' if n != 1 else ''}"
+def _rows(n: int, table: str, has: str, have: str) -> str:
+    """ "1 row of users has ...", "2 rows of users have ..." """
+    return f"{n} row of {table} {has}" if n == 1 else f"{n} rows of {table} {have}"
 
 
 def _nulls(c: Connection, table: str, name: str) -> tuple[str, bool]:
@@ -309,8 +310,9 @@ def _nulls(c: Connection, table: str, name: str) -> tuple[str, bool]:
     if n == 0:
         return f"no row of {table} has a NULL {name}", False
     if _strict(c):
-        return f"{_rows(n)} of {table} have a NULL {name}: this revision will fail", True
-    return f"{_rows(n)} of {table} have a NULL {name}: the server (not strict) will set them to the zero value", False
+        return f"{_rows(n, table, 'has', 'have')} a NULL {name}: this revision will fail", True
+    return (f"{_rows(n, table, 'has', 'have')} a NULL {name}: the server (not strict) "
+            "will write the zero value instead"), False
 
 
 def _duplicates(c: Connection, table: str, columns: tuple[str, ...]) -> tuple[str, bool]:
@@ -328,7 +330,7 @@ def _rows_get_zero(c: Connection, table: str, name: str, zero: str) -> tuple[str
     n = _count(c, table)
     if n == 0:
         return f"{table} is empty: no row gets the zero value", False
-    return f"{_rows(n)} of {table} will get {name} = {zero}", False
+    return f"{_rows(n, table, 'will', 'will')} get {name} = {zero}", False
 
 
 def _rows_get_zero_date(c: Connection, table: str, name: str) -> tuple[str, bool]:
@@ -337,8 +339,9 @@ def _rows_get_zero_date(c: Connection, table: str, name: str) -> tuple[str, bool
         return f"{table} is empty: nothing to fill", False
     mode = c.scalar(text("SELECT @@SESSION.sql_mode")) or ""
     if _strict(c) and "NO_ZERO_DATE" in mode:
-        return f"{table} has {_rows(n)} and the server refuses zero dates (sql_mode): this revision will fail", True
-    return f"{_rows(n)} of {table} will get a zero date in {name}", False
+        return (f"{table} holds {n} row(s) and the server refuses zero dates (sql_mode): "
+                "this revision will fail"), True
+    return f"{_rows(n, table, 'will', 'will')} get a zero date in {name}", False
 
 
 def _too_long(c: Connection, table: str, name: str, limit: int, unit: str = "characters") -> tuple[str, bool]:
@@ -346,7 +349,8 @@ def _too_long(c: Connection, table: str, name: str, limit: int, unit: str = "cha
     n = _count(c, table, f"{length}(`{name}`) > {limit}")
     if n == 0:
         return f"every {name} of {table} fits in {limit} {unit}", False
-    return f"{_rows(n)} of {table} have a {name} longer than {limit} {unit}: this revision will fail", _strict(c)
+    return (f"{_rows(n, table, 'has', 'have')} a {name} longer than {limit} {unit}: "
+            "this revision will fail"), _strict(c)
 
 
 def _out_of_range(c: Connection, table: str, name: str, low: int, high: int,
@@ -356,16 +360,17 @@ def _out_of_range(c: Connection, table: str, name: str, low: int, high: int,
     n = _count(c, table, where)
     if n == 0:
         return f"every {name} of {table} fits the new type", False
-    return f"{_rows(n)} of {table} have a {name} out of the new type's range: this revision will fail", _strict(c)
+    return (f"{_rows(n, table, 'has', 'have')} a {name} out of the new type's range: "
+            "this revision will fail"), _strict(c)
 
 
 def _rows_lost(c: Connection, table: str) -> tuple[str, bool]:
     n = _count(c, table)
-    return (f"{table} is empty", False) if n == 0 else (f"{_rows(n)} of {table} would be lost", False)
+    return (f"{table} is empty", False) if n == 0 else (f"{table} holds {n} row(s) that would be lost", False)
 
 
 def _values_lost(c: Connection, table: str, name: str) -> tuple[str, bool]:
     n = _count(c, table, f"`{name}` IS NOT NULL")
     if n == 0:
         return f"no row of {table} has a value in {name}", False
-    return f"{_rows(n)} of {table} hold a value in {name} that would be lost", False
+    return f"{_rows(n, table, 'holds', 'hold')} a value in {name} that would be lost", False

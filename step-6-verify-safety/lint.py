@@ -22,8 +22,8 @@ import ast
 import io
 import os
 import re
-import sys
 import tokenize
+import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -78,17 +78,10 @@ class Recorder:
         self.before = None
         self.statement: Statement | None = None
 
-    def line(self) -> int | None:
-        """The line of the operation in the revision file; None for Alembic's own statements."""
-        frame = sys._getframe()
-        while frame is not None:
-            if str(Path(frame.f_code.co_filename).resolve()) == self.path:
-                return frame.f_lineno
-            frame = frame.f_back
-        return None
-
     def before_execute(self, conn, cursor, sql, parameters, context, executemany):
-        line = self.line()
+        # The line of the operation in the revision file; None for Alembic's own statements
+        # (alembic_version), which run after the revision's upgrade() has returned.
+        line = line_in(self.path, traceback.walk_stack(None))
         if line is None or not DDL.match(sql):
             if line is not None:
                 note_backfill(sql, self.revision)
@@ -146,6 +139,14 @@ class Recorder:
         self.statement = None
 
 
+def line_in(path: str, frames) -> int | None:
+    """The line of `path` that the innermost of these (frame, line) pairs is running."""
+    for frame, line in frames:
+        if str(Path(frame.f_code.co_filename).resolve()) == path:
+            return line
+    return None
+
+
 def snapshot_of(looker: Engine):
     # A connection of its own: the revision's connection is busy running the statement.
     with looker.connect() as connection:
@@ -160,7 +161,8 @@ def lint_on_dev(dev: Engine, chain: list[Script]) -> list[Report]:
         mariadb = "mariadb" in connection.scalar(text("SELECT VERSION()")).lower()
         config = alembic_config(quiet=True)
         config.attributes["connection"] = connection
-        for parent in chain[0]._versioned_down_revisions:
+        parents = chain[0].down_revision or ()  # None, one revision, or several (a merge)
+        for parent in [parents] if isinstance(parents, str) else parents:
             command.upgrade(config, parent)
         connection.commit()
         for script in chain:
@@ -174,9 +176,12 @@ def lint_on_dev(dev: Engine, chain: list[Script]) -> list[Report]:
             try:
                 command.upgrade(config, script.revision)
                 connection.commit()
-            except SQLAlchemyError as exc:
+            except Exception as exc:  # an error of MySQL's, or of the revision's Python code
                 reason = str(getattr(exc, "orig", None) or exc).splitlines()[0]
-                line = recorder.statement.line if recorder.statement else None
+                if not isinstance(exc, SQLAlchemyError):
+                    reason = f"{type(exc).__name__}: {reason}"
+                frames = reversed(list(traceback.walk_tb(exc.__traceback__)))  # innermost first
+                line = line_in(recorder.path, frames)
                 report.failure = (f"L{line}: " if line else "") + \
                     f"the revision fails on the dev database: {reason}"
                 break  # the revisions after it cannot run either
@@ -308,11 +313,14 @@ def choose(args: list[str]) -> tuple[list[Script], bool]:
     rest = [a for a in args if a != "--strict"]
     directory = scripts()
     try:
-        every = list(reversed(list(directory.walk_revisions("base", "heads"))))
         directory.get_current_head()
+        every = list(reversed(list(directory.walk_revisions("base", "heads"))))
     except CommandError:
         raise SystemExit("error: the revisions have more than one head; merge them "
                          "(python -m alembic merge heads) before linting") from None
+    except Exception as exc:  # a revision file that Python cannot load
+        raise SystemExit(f"error: cannot read migrations/versions: {type(exc).__name__}: "
+                         f"{str(exc).splitlines()[0]}") from None
     if not every:
         raise SystemExit("error: migrations/versions holds no revision to lint")
     match rest:

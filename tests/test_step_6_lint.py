@@ -296,6 +296,43 @@ def test_a_revision_that_fails_on_the_dev_database_is_an_error(step, dev_databas
     assert f"L{FIRST_LINE}: the revision fails on the dev database: (1091" in result.stdout
 
 
+@pytest.mark.parametrize("body, reason", [
+    ("op.execute('UPDATE nowhere SET a = 1')\n", "(1146"),
+    ("op.add_column('users', sa.Column('x', sa.Integr()))\n", "AttributeError: "),
+])
+def test_the_failing_line_is_named(step, dev_database_url, body, reason):
+    app = step(STEP)
+    write_revision(app, "linted", ADD_TITLE + body)
+    result = lint(app, dev_database_url=dev_database_url)
+    assert result.returncode == 1 and result.stderr == "", result.stdout + result.stderr
+    assert f"L{FIRST_LINE + 1}: the revision fails on the dev database: {reason}" in result.stdout
+
+
+def test_zero_dates_refused_by_the_servers_sql_mode_fail_mf103(
+        step, database_url, dev_database_url, db, read_only_url):
+    app = step(STEP)
+    write_revision(app, "add_user_title", ADD_TITLE)
+    production(app, database_url, db, [("Jerry", "jerry@seinfeld.io", "Mr.")])
+    write_revision(app, "linted", FIRES["MF103"][1])
+    result = lint(app, dev_database_url=dev_database_url, database_url=read_only_url)
+    # MariaDB's default sql_mode takes zero dates; MySQL 8's (NO_ZERO_DATE) does not.
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "data: 1 row of users will get a zero date in born" in result.stdout
+    mysql_8_mode = read_only_url.update_query_dict(
+        {"init_command": "SET SESSION sql_mode = 'STRICT_TRANS_TABLES,NO_ZERO_DATE'"})
+    result = lint(app, dev_database_url=dev_database_url, database_url=mysql_8_mode)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert findings(result) == [(FIRST_LINE, "MF103", "error")]
+    assert "refuses zero dates (sql_mode): this revision will fail" in result.stdout
+
+
+def test_a_revision_python_cannot_load_gets_one_line(step, dev_database_url):
+    app = step(STEP)
+    write_revision(app, "linted", "op.add_column('users'\n")
+    line = assert_clean_failure(lint(app, dev_database_url=dev_database_url))
+    assert "cannot read migrations/versions: SyntaxError" in line
+
+
 @pytest.mark.parametrize("args, message", [
     (["nope"], "unknown revision 'nope'"),
     (["--latest", "0"], "--latest needs a positive whole number, not '0'"),

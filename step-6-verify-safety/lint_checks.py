@@ -3,7 +3,8 @@
 lint.py runs a revision on the dev database one statement at a time and hands this module the
 schema before and after each statement. The checks below compare the two, so a finding comes
 from what the revision does on MySQL, whatever Python wrote it. The codes are Atlas's
-(https://atlasgo.io/lint/analyzers); MF105 and IG101 are ours, Atlas has none for them.
+(https://atlasgo.io/lint/analyzers); MF105 (a narrowing type change) and IG101 (a lint comment
+without a reason) are ours: Atlas has none for them.
 
 Each data-dependent finding carries a `check`: read-only queries against the app's database
 that say whether the revision will really fail there.
@@ -263,8 +264,9 @@ def _narrowing(table: str, name: str, old: str, new: str) -> Finding | None:
         if was in STRINGS and int(was_args[0]) <= limit:
             return None  # as long or longer: every value fits
         check = lambda c: _too_long(c, table, name, limit)
-    elif was in TEXTS and now in TEXTS:
-        if TEXTS[now] >= TEXTS[was]:
+    elif (was in TEXTS or was in STRINGS) and now in TEXTS:
+        # A character takes up to 4 bytes (utf8mb4); TEXT types count bytes.
+        if TEXTS[now] >= (TEXTS[was] if was in TEXTS else 4 * int(was_args[0])):
             return None
         check = lambda c: _too_long(c, table, name, TEXTS[now], unit="bytes")
     elif was in INTEGERS and now in INTEGERS:
@@ -281,6 +283,17 @@ def _narrowing(table: str, name: str, old: str, new: str) -> Finding | None:
         if q - t >= p - s and t >= s:
             return None
         check = lambda c: _out_of_range(c, table, name, -(10 ** (q - t)), 10 ** (q - t), decimal=True)
+    elif was == now == "ENUM":
+        values = now_args
+        if set(was_args) <= set(values):
+            return None
+        return Finding(
+            "MY110", f'Removing enum values from column "{name}" of table "{table}" requires a '
+            "table copy, and fails on rows holding a removed value",
+            "move those rows to a value that stays first, in this revision or an earlier one",
+            table, lambda c: _not_in(c, table, name, values))
+    elif was == now:
+        return None  # the same type with another precision or collation: nothing is cut
     return Finding(
         "MF105",
         f'Changing column "{name}" of table "{table}" from {old} to {new} might fail, or '
@@ -361,6 +374,14 @@ def _out_of_range(c: Connection, table: str, name: str, low: int, high: int,
     if n == 0:
         return f"every {name} of {table} fits the new type", False
     return (f"{_rows(n, table, 'has', 'have')} a {name} out of the new type's range: "
+            "this revision will fail"), _strict(c)
+
+
+def _not_in(c: Connection, table: str, name: str, values: list[str]) -> tuple[str, bool]:
+    n = _count(c, table, f"`{name}` NOT IN ({', '.join(values)})")
+    if n == 0:
+        return f"no row of {table} holds a removed value in {name}", False
+    return (f"{_rows(n, table, 'holds', 'hold')} a removed value in {name}: "
             "this revision will fail"), _strict(c)
 
 

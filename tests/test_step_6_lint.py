@@ -6,32 +6,15 @@ email, blogs with a foreign key to users) and lints them on a dev database of it
 
 import re
 import secrets
-import textwrap
 
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import text
 
 from conftest import assert_clean_failure
-from tutorial_kit.steps import run, url_text
+from tutorial_kit.revisions import FIRST_LINE, write_revision
+from tutorial_kit.steps import run
 
 STEP = "step-6-verify-safety"
-FIRST_LINE = 10  # of upgrade()'s body in the files write_revision() writes
-
-
-def initialize_revision(app) -> str:
-    [first] = sorted((app / "migrations" / "versions").glob("*_initialize.py"))
-    return first.stem.split("_")[0]
-
-
-def write_revision(app, name: str, body: str) -> str:
-    """A revision after the newest one; `body` is upgrade()'s body, its first line at L10."""
-    versions = app / "migrations" / "versions"
-    ids = sorted(p.stem.split("_")[0] for p in versions.glob("*.py"))
-    revision = str(int(ids[-1]) + 1)
-    header = (f'"""{name}"""\nfrom alembic import op\nimport sqlalchemy as sa\n\n'
-              f"revision = {revision!r}\ndown_revision = {ids[-1]!r}\n\n\ndef upgrade() -> None:\n")
-    (versions / f"{revision}_{name}.py").write_text(header + textwrap.indent(textwrap.dedent(body), "    "))
-    return revision
 
 
 ADD_TITLE = "op.add_column('users', sa.Column('title', sa.String(255), nullable=True))\n"
@@ -67,6 +50,9 @@ FIRES = {
                   "existing_type=sa.String(255), existing_nullable=False)\n", 0),
     "CD101": ([], "op.drop_constraint('fk_blogs_author_id_users', 'blogs', type_='foreignkey')\n", 0),
     "MY101": ([], "op.add_column('users', sa.Column('age', sa.Integer(), nullable=False))\n", 0),
+    "MY110": (["op.add_column('users', sa.Column('kind', sa.Enum('a', 'b', 'c')))\n"],
+              "op.alter_column('users', 'kind', type_=sa.Enum('a', 'b'), "
+              "existing_type=sa.Enum('a', 'b', 'c'))\n", 0),
     "IG101": ([], "# lint: ignore MY101\n"
                   "op.add_column('users', sa.Column('age', sa.Integer(), nullable=False))\n", 1),
 }
@@ -87,7 +73,7 @@ def test_each_finding_fires_on_what_the_revision_does(step, dev_database_url, co
     assert (line, code, kind) in found, result.stdout
     # Nothing else: a rename is not also a drop, a changed index not also a new one.
     assert len(found) == 1 + (code == "IG101"), result.stdout
-    assert re.search(rf"fix: +\S", result.stdout), result.stdout
+    assert re.search(r"fix: +\S", result.stdout), result.stdout
     if exit_code == 0:  # warnings pass, unless --strict
         assert "Lint passed." in result.stdout
         strict = lint(app, "--strict", dev_database_url=dev_database_url)
@@ -133,6 +119,13 @@ SILENT = {
         [], "# lint: ignore BC102 -- no app version reads email during this deploy\n"
             "op.alter_column('users', 'email', new_column_name='mail', "
             "existing_type=sa.String(255), existing_nullable=False)\n", "MF101"),
+    "enum value added at the end": (
+        ["op.add_column('users', sa.Column('kind', sa.Enum('a', 'b')))\n"],
+        "op.alter_column('users', 'kind', type_=sa.Enum('a', 'b', 'c'), "
+        "existing_type=sa.Enum('a', 'b'))\n", "MY110"),
+    "VARCHAR to TEXT": (
+        [], "op.alter_column('users', 'name', type_=sa.Text(), "
+            "existing_type=sa.String(255), existing_nullable=False)\n", "MF105"),
     "widened column": (
         [], "op.alter_column('users', 'name', type_=sa.String(300), "
             "existing_type=sa.String(255), existing_nullable=False)\n", "MF105"),
@@ -275,6 +268,20 @@ def test_data_checks_pass_when_the_data_fits(step, database_url, dev_database_ur
     assert "data: no row of users has a NULL title" in result.stdout
     assert "data: no duplicate (name) in users" in result.stdout
     assert snapshot(db) == before
+
+
+def test_data_checks_of_a_narrowing_change(step, database_url, dev_database_url, db, read_only_url):
+    app = step(STEP)
+    write_revision(app, "add_user_title", ADD_TITLE)
+    production(app, database_url, db, [("Jerry", "jerry@seinfeld.io", "Mr."),
+                                       ("George", "george@costanza.io", "Mr.")])
+    write_revision(app, "linted", "op.alter_column('users', 'name', type_=sa.String(5), "
+                                  "existing_type=sa.String(255), existing_nullable=False)\n")
+    result = lint(app, dev_database_url=dev_database_url, database_url=read_only_url)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert findings(result) == [(FIRST_LINE, "MF105", "error")]
+    assert "data: 1 row of users has a name longer than 5 characters: this revision will fail" \
+        in result.stdout
 
 
 def test_lint_latest_n_and_a_named_revision(step, dev_database_url):

@@ -158,7 +158,10 @@ def lint_on_dev(dev: Engine, chain: list[Script]) -> list[Report]:
     reports = []
     looker = create_engine(dev.url)
     with dev.connect() as connection:
-        mariadb = "mariadb" in connection.scalar(text("SELECT VERSION()")).lower()
+        version = connection.scalar(text("SELECT VERSION()"))
+        mariadb = "mariadb" in version.lower()
+        print(f"Linting {len(chain)} revision(s) on a throwaway dev database "
+              f"({version if mariadb else 'MySQL ' + version}), statement by statement.")
         config = alembic_config(quiet=True)
         config.attributes["connection"] = connection
         parents = chain[0].down_revision or ()  # None, one revision, or several (a merge)
@@ -252,7 +255,11 @@ def check_data(reports: list[Report], app: Engine) -> str:
                 if statement.table in tables and statement.algorithm != "INSTANT":
                     statement.size = table_size(connection, statement.table)
         connection.rollback()
-    return f"database '{app.url.database}' at revision {at or 'none'}"
+    where = f"database '{app.url.database}' at revision {at or 'none'}"
+    parent = reports[0].script.down_revision
+    if at != parent:  # e.g. the revisions were applied already: the NULLs may be gone by now
+        where += f", not at {parent or 'none'} where the first revision linted starts"
+    return where
 
 
 def table_size(connection: Connection, table: str) -> str:

@@ -74,10 +74,16 @@ def test_each_finding_fires_on_what_the_revision_does(step, dev_database_url, co
     # Nothing else: a rename is not also a drop, a changed index not also a new one.
     assert len(found) == 1 + (code == "IG101"), result.stdout
     assert re.search(r"fix: +\S", result.stdout), result.stdout
-    if exit_code == 0:  # warnings pass, unless --strict
-        assert "Lint passed." in result.stdout
-        strict = lint(app, "--strict", dev_database_url=dev_database_url)
-        assert strict.returncode == 1 and "Lint failed." in strict.stdout, strict.stdout
+    assert ("Lint passed." if exit_code == 0 else "Lint failed.") in result.stdout
+
+
+def test_strict_fails_on_warnings(step, dev_database_url):
+    app = step(STEP)
+    write_revision(app, "linted", FIRES["MF101"][1])
+    result = lint(app, "--strict", dev_database_url=dev_database_url)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert findings(result) == [(FIRST_LINE, "MF101", "warning")]
+    assert "0 error(s), 1 warning(s)" in result.stdout and "Lint failed." in result.stdout
 
 
 def test_drop_schema_is_reported_and_never_run(step, server, dev_database_url):

@@ -244,13 +244,20 @@ def check_data(reports: list[Report], app: Engine) -> str:
         at = current(connection)
         tables = set(inspect(connection).get_table_names())
         for report in reports:
+            starts = report.script.down_revision
             for finding in report.findings:
                 if finding.check is None:
                     continue
-                if finding.table not in tables:
+                if at != starts:  # the data this revision will meet is not there (yet)
+                    finding.data = f"not checked: the database is not at {starts or 'none'}, " \
+                                   "where this revision starts"
+                elif finding.table not in tables:
                     finding.data = f"{finding.table} is not in the database: nothing to check"
-                    continue
-                finding.data, finding.fails = finding.check(connection)
+                else:
+                    try:
+                        finding.data, finding.fails = finding.check(connection)
+                    except SQLAlchemyError as exc:  # e.g. no SELECT privilege on that table
+                        finding.data = f"could not check: {str(exc.orig or exc).splitlines()[0]}"
             for statement in report.statements:
                 if statement.table in tables and statement.algorithm != "INSTANT":
                     statement.size = table_size(connection, statement.table)

@@ -228,8 +228,9 @@ def production(app, database_url, db, users: list[tuple[str, str, str | None]]):
     upgrade = run(app, "migrate.py", "upgrade", database_url=database_url)
     assert upgrade.returncode == 0, upgrade.stderr
     with db.begin() as conn:
-        conn.execute(text("INSERT INTO users (name, email, title) VALUES (:n, :e, :t)"),
-                     [{"n": n, "e": e, "t": t} for n, e, t in users])
+        if users:
+            conn.execute(text("INSERT INTO users (name, email, title) VALUES (:n, :e, :t)"),
+                         [{"n": n, "e": e, "t": t} for n, e, t in users])
         conn.execute(text("INSERT INTO blogs (title, body) VALUES ('Hello', 'World')"))
 
 
@@ -289,6 +290,19 @@ def test_data_checks_of_a_narrowing_change(step, database_url, dev_database_url,
     assert findings(result) == [(FIRST_LINE, "MF105", "error")]
     assert "data: 1 row of users has a name longer than 5 characters: this revision will fail" \
         in result.stdout
+
+
+def test_data_is_checked_only_where_the_revision_starts(
+        step, database_url, dev_database_url, db, read_only_url):
+    app = step(STEP)
+    production(app, database_url, db, [])  # at initialize: no title column yet
+    write_revision(app, "add_user_title", ADD_TITLE)
+    write_revision(app, "linted", TITLE_REQUIRED)
+    result = lint(app, "--latest", "2", dev_database_url=dev_database_url,
+                  database_url=read_only_url)
+    assert result.returncode == 0 and result.stderr == "", result.stdout + result.stderr
+    assert findings(result) == [(FIRST_LINE, "MF104", "warning")]
+    assert "data: not checked: the database is not at " in result.stdout
 
 
 def test_lint_latest_n_and_a_named_revision(step, dev_database_url):

@@ -1,0 +1,436 @@
+"""step-6-verify-safety: `python migrate.py lint`, judged on what revisions do on MySQL.
+
+Each test writes small revisions on top of the step's `initialize` revision (users with a unique
+email, blogs with a foreign key to users) and lints them on a dev database of its own.
+"""
+
+import re
+import secrets
+
+import pytest
+from sqlalchemy import text
+
+from conftest import assert_clean_failure
+from tutorial_kit.revisions import FIRST_LINE, write_revision
+from tutorial_kit.steps import run
+
+STEP = "step-6-verify-safety"
+
+
+ADD_TITLE = "op.add_column('users', sa.Column('title', sa.String(255), nullable=True))\n"
+TITLE_REQUIRED = ("op.alter_column('users', 'title', existing_type=sa.String(255), "
+                  "nullable=False)\n")
+
+
+def lint(app, *args, dev_database_url, database_url=None):
+    return run(app, "migrate.py", "lint", *args, dev_database_url=dev_database_url,
+               database_url=database_url)
+
+
+def findings(result) -> list[tuple[int, str, str]]:
+    """(line, code, error|warning) of each finding printed."""
+    return [(int(line), code, kind) for line, code, kind in
+            re.findall(r"^  L(\d+): ([A-Z]{2}\d{3}) (error|warning):", result.stdout, re.M)]
+
+
+# code: (revisions before the one linted, the one linted, expected exit without --strict)
+FIRES = {
+    "DS102": ([], "op.drop_table('blogs')\n", 1),
+    "DS103": ([], "op.drop_column('users', 'name')\n", 1),
+    "MF101": ([], "op.create_index('ix_users_name', 'users', ['name'], unique=True)\n", 0),
+    "MF102": (["op.create_index('ix_users_name', 'users', ['name'])\n"],
+              "op.drop_index('ix_users_name', 'users')\n"
+              "op.create_index('ix_users_name', 'users', ['name'], unique=True)\n", 0),
+    "MF103": ([], "op.add_column('users', sa.Column('born', sa.DateTime(), nullable=False))\n", 0),
+    "MF104": ([ADD_TITLE], TITLE_REQUIRED, 0),
+    "MF105": ([], "op.alter_column('users', 'name', type_=sa.String(50), "
+                  "existing_type=sa.String(255), existing_nullable=False)\n", 0),
+    "BC101": ([], "op.rename_table('blogs', 'posts')\n", 0),
+    "BC102": ([], "op.alter_column('users', 'name', new_column_name='full_name', "
+                  "existing_type=sa.String(255), existing_nullable=False)\n", 0),
+    "CD101": ([], "op.drop_constraint('fk_blogs_author_id_users', 'blogs', type_='foreignkey')\n", 0),
+    "MY101": ([], "op.add_column('users', sa.Column('age', sa.Integer(), nullable=False))\n", 0),
+    "MY110": (["op.add_column('users', sa.Column('kind', sa.Enum('a', 'b', 'c')))\n"],
+              "op.alter_column('users', 'kind', type_=sa.Enum('a', 'b'), "
+              "existing_type=sa.Enum('a', 'b', 'c'))\n", 0),
+    "IG101": ([], "# lint: ignore MY101\n"
+                  "op.add_column('users', sa.Column('age', sa.Integer(), nullable=False))\n", 1),
+}
+
+
+@pytest.mark.parametrize("code", FIRES)
+def test_each_finding_fires_on_what_the_revision_does(step, dev_database_url, code):
+    app = step(STEP)
+    earlier, linted, exit_code = FIRES[code]
+    for i, body in enumerate(earlier):
+        write_revision(app, f"earlier_{i}", body)
+    write_revision(app, "linted", linted)
+    result = lint(app, dev_database_url=dev_database_url)
+    assert result.returncode == exit_code, result.stdout + result.stderr
+    found = findings(result)
+    kind = "error" if exit_code else "warning"
+    line = FIRST_LINE + (code == "MF102")  # MF102: the second statement makes the index unique
+    assert (line, code, kind) in found, result.stdout
+    # Nothing else: a rename is not also a drop, a changed index not also a new one.
+    assert len(found) == 1 + (code == "IG101"), result.stdout
+    assert re.search(r"fix: +\S", result.stdout), result.stdout
+    assert ("Lint passed." if exit_code == 0 else "Lint failed.") in result.stdout
+
+
+def test_strict_fails_on_warnings(step, dev_database_url):
+    app = step(STEP)
+    write_revision(app, "linted", FIRES["MF101"][1])
+    result = lint(app, "--strict", dev_database_url=dev_database_url)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert findings(result) == [(FIRST_LINE, "MF101", "warning")]
+    assert "0 error(s), 1 warning(s)" in result.stdout and "Lint failed." in result.stdout
+
+
+def test_drop_schema_is_reported_and_never_run(step, server, dev_database_url):
+    app = step(STEP)
+    with server.database("keep") as victim:
+        write_revision(app, "drop_schema", f"op.execute('DROP SCHEMA IF EXISTS {victim.database}')\n")
+        result = lint(app, dev_database_url=dev_database_url)
+        assert result.returncode == 1, result.stdout + result.stderr
+        assert findings(result) == [(FIRST_LINE, "DS101", "error")]
+        assert f'Dropping schema "{victim.database}"' in result.stdout
+        with server.connect() as conn, conn.cursor() as cur:
+            cur.execute("SHOW DATABASES LIKE %s", (victim.database,))
+            assert cur.fetchall(), "lint ran DROP SCHEMA on the dev server"
+
+
+# (revisions before the one linted, the one linted, the code that must stay silent)
+SILENT = {
+    "nullable column added": ([], ADD_TITLE, None),
+    "back-filled before NOT NULL": (
+        [ADD_TITLE], "op.execute(\"UPDATE users SET title = '' WHERE title IS NULL\")\n" + TITLE_REQUIRED,
+        "MF104"),
+    "back-filled without WHERE": (
+        [ADD_TITLE], "op.execute(\"UPDATE users SET title = 'Mx.'\")\n" + TITLE_REQUIRED, "MF104"),
+    "ignored on the line of the op": (
+        [ADD_TITLE], TITLE_REQUIRED.replace(
+            "\n", "  # lint: ignore MF104 -- the app has always written a title\n"), "MF104"),
+    "ignored on the line above": (
+        [ADD_TITLE], "# lint: ignore MF104 -- the app has always written a title\n" + TITLE_REQUIRED,
+        "MF104"),
+    "NOT NULL with a default": (
+        [], "op.add_column('users', sa.Column('age', sa.Integer(), nullable=False, "
+            "server_default='0'))\n", "MY101"),
+    "unique index on a table made in the same revision": (
+        [], "op.create_table('tags', sa.Column('id', sa.Integer(), primary_key=True), "
+            "sa.Column('name', sa.String(50), nullable=False))\n"
+            "op.create_index('ix_tags_name', 'tags', ['name'], unique=True)\n"
+            "op.add_column('tags', sa.Column('n', sa.Integer(), nullable=False))\n", "MF101"),
+    "renamed column of a unique index": (
+        [], "# lint: ignore BC102 -- no app version reads email during this deploy\n"
+            "op.alter_column('users', 'email', new_column_name='mail', "
+            "existing_type=sa.String(255), existing_nullable=False)\n", "MF101"),
+    "enum value added at the end": (
+        ["op.add_column('users', sa.Column('kind', sa.Enum('a', 'b')))\n"],
+        "op.alter_column('users', 'kind', type_=sa.Enum('a', 'b', 'c'), "
+        "existing_type=sa.Enum('a', 'b'))\n", "MY110"),
+    "VARCHAR to TEXT": (
+        [], "op.alter_column('users', 'name', type_=sa.Text(), "
+            "existing_type=sa.String(255), existing_nullable=False)\n", "MF105"),
+    "widened column": (
+        [], "op.alter_column('users', 'name', type_=sa.String(300), "
+            "existing_type=sa.String(255), existing_nullable=False)\n", "MF105"),
+}
+
+
+@pytest.mark.parametrize("case", SILENT)
+def test_findings_stay_silent_where_they_should(step, dev_database_url, case):
+    app = step(STEP)
+    earlier, linted, code = SILENT[case]
+    for i, body in enumerate(earlier):
+        write_revision(app, f"earlier_{i}", body)
+    write_revision(app, "linted", linted)
+    result = lint(app, "--strict", dev_database_url=dev_database_url)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert findings(result) == [], result.stdout
+    assert "Lint passed." in result.stdout
+    silenced = "# lint: ignore" in linted
+    assert f"{int(silenced)} silenced" in result.stdout
+
+
+def test_back_fill_of_some_rows_only_does_not_clear_mf104(step, dev_database_url):
+    app = step(STEP)
+    write_revision(app, "add_user_title", ADD_TITLE)
+    write_revision(app, "linted",
+                   "op.execute(\"UPDATE users SET title = '' WHERE id < 10\")\n" + TITLE_REQUIRED)
+    result = lint(app, dev_database_url=dev_database_url)
+    assert findings(result) == [(FIRST_LINE + 1, "MF104", "warning")], result.stdout
+
+
+def test_ignore_for_another_code_silences_nothing(step, dev_database_url):
+    app = step(STEP)
+    write_revision(app, "add_user_title", ADD_TITLE)
+    write_revision(app, "linted", "# lint: ignore MF101 -- wrong code\n" + TITLE_REQUIRED)
+    result = lint(app, dev_database_url=dev_database_url)
+    assert findings(result) == [(FIRST_LINE + 1, "MF104", "warning")], result.stdout
+    assert "0 silenced" in result.stdout
+
+
+def cost(result) -> str:
+    [verdict] = re.findall(r"^  L\d+: cost: .*\n +(.*)$", result.stdout, re.M)
+    return verdict
+
+
+def test_cost_of_an_instant_alter(step, dev_database_url):
+    app = step(STEP)
+    write_revision(app, "add_user_title", ADD_TITLE)
+    result = lint(app, dev_database_url=dev_database_url)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "cost: ALTER TABLE users ADD COLUMN title VARCHAR(255)" in result.stdout
+    assert cost(result).startswith("INSTANT: metadata only"), result.stdout
+
+
+def test_cost_of_a_rebuilding_alter(step, dev_database_url):
+    app = step(STEP)
+    write_revision(app, "add_user_title", ADD_TITLE)
+    write_revision(app, "linted", "# lint: ignore MF104 -- tested elsewhere\n" + TITLE_REQUIRED)
+    result = lint(app, dev_database_url=dev_database_url)
+    verdict = cost(result)
+    # The server refused INSTANT (and NOCOPY on MariaDB), so the table is rebuilt.
+    assert verdict.startswith("INSTANT refused; "), verdict
+    assert re.search(r"(INPLACE: in place: rebuilds|COPY: copies the whole table)", verdict), verdict
+
+
+def test_cost_of_a_copying_alter_names_the_servers_reason(step, dev_database_url):
+    app = step(STEP)
+    write_revision(app, "linted", "# lint: ignore MF105 -- tested elsewhere\n"
+                   + FIRES["MF105"][1])
+    verdict = cost(lint(app, dev_database_url=dev_database_url))
+    assert "COPY: copies the whole table, blocking writes" in verdict
+    assert "INPLACE refused" in verdict, verdict
+
+
+def snapshot(engine) -> dict[str, list[tuple]]:
+    with engine.connect() as conn:
+        return {t: conn.execute(text(f"SELECT * FROM `{t}` ORDER BY 1")).all()
+                for t in ("users", "blogs", "alembic_version")}
+
+
+@pytest.fixture
+def read_only_url(database_url, db):
+    """The test database's URL for a user that may only SELECT."""
+    user, password = f"ro_{secrets.token_hex(4)}", secrets.token_hex(8)
+    with db.begin() as conn:
+        conn.execute(text(f"CREATE USER '{user}'@'%' IDENTIFIED BY '{password}'"))
+        conn.execute(text(f"GRANT SELECT ON `{database_url.database}`.* TO '{user}'@'%'"))
+    yield database_url.set(username=user, password=password)
+    with db.begin() as conn:
+        conn.execute(text(f"DROP USER '{user}'@'%'"))
+
+
+def production(app, database_url, db, users: list[tuple[str, str, str | None]]):
+    """The app's database at the newest revision, holding `users` (name, email, title)."""
+    upgrade = run(app, "migrate.py", "upgrade", database_url=database_url)
+    assert upgrade.returncode == 0, upgrade.stderr
+    with db.begin() as conn:
+        if users:
+            conn.execute(text("INSERT INTO users (name, email, title) VALUES (:n, :e, :t)"),
+                         [{"n": n, "e": e, "t": t} for n, e, t in users])
+        conn.execute(text("INSERT INTO blogs (title, body) VALUES ('Hello', 'World')"))
+
+
+def test_data_checks_with_a_select_only_user_prove_failures(
+        step, database_url, dev_database_url, db, read_only_url):
+    app = step(STEP)
+    write_revision(app, "add_user_title", ADD_TITLE)
+    production(app, database_url, db, [
+        ("Jerry", "jerry@seinfeld.io", "Mr."), ("George", "george@costanza.io", None),
+        ("George", "george2@costanza.io", None), ("Elaine", "elaine@benes.io", None)])
+    write_revision(app, "linted", TITLE_REQUIRED
+                   + "op.create_index('ix_users_name', 'users', ['name'], unique=True)\n"
+                   + "op.add_column('users', sa.Column('age', sa.Integer(), nullable=False))\n"
+                   + "op.drop_column('blogs', 'body')\n")
+    before = snapshot(db)
+    result = lint(app, dev_database_url=dev_database_url, database_url=read_only_url)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert result.stderr == ""
+    assert findings(result) == [(10, "MF104", "error"), (11, "MF101", "error"),
+                                (12, "MY101", "warning"), (13, "DS103", "error")]
+    out = result.stdout
+    assert "data: 3 rows of users have a NULL title: this revision will fail" in out
+    assert "data: 1 value of (name) appear more than once in users: this revision will fail" in out
+    assert "data: 4 rows of users will get age = 0" in out
+    assert "data: 1 row of blogs holds a value in body that would be lost" in out
+    assert re.search(r"INPLACE: .*; users holds 4 rows, \d+\.\d MiB", out), out
+    parent = out.split("data checked in database")[1]
+    assert f" '{database_url.database}' at revision " in parent and "not at" not in parent
+    assert snapshot(db) == before  # nothing written
+
+
+def test_data_checks_pass_when_the_data_fits(step, database_url, dev_database_url, db, read_only_url):
+    app = step(STEP)
+    write_revision(app, "add_user_title", ADD_TITLE)
+    production(app, database_url, db, [("Jerry", "jerry@seinfeld.io", "Mr."),
+                                       ("George", "george@costanza.io", "Mr.")])
+    write_revision(app, "linted", TITLE_REQUIRED
+                   + "op.create_index('ix_users_name', 'users', ['name'], unique=True)\n")
+    before = snapshot(db)
+    result = lint(app, dev_database_url=dev_database_url, database_url=read_only_url)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert findings(result) == [(10, "MF104", "warning"), (11, "MF101", "warning")]
+    assert "data: no row of users has a NULL title" in result.stdout
+    assert "data: no duplicate (name) in users" in result.stdout
+    assert snapshot(db) == before
+
+
+def test_data_checks_of_a_narrowing_change(step, database_url, dev_database_url, db, read_only_url):
+    app = step(STEP)
+    write_revision(app, "add_user_title", ADD_TITLE)
+    production(app, database_url, db, [("Jerry", "jerry@seinfeld.io", "Mr."),
+                                       ("George", "george@costanza.io", "Mr.")])
+    write_revision(app, "linted", "op.alter_column('users', 'name', type_=sa.String(5), "
+                                  "existing_type=sa.String(255), existing_nullable=False)\n")
+    result = lint(app, dev_database_url=dev_database_url, database_url=read_only_url)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert findings(result) == [(FIRST_LINE, "MF105", "error")]
+    assert "data: 1 row of users has a name longer than 5 characters: this revision will fail" \
+        in result.stdout
+
+
+def test_data_is_checked_only_where_the_revision_starts(
+        step, database_url, dev_database_url, db, read_only_url):
+    app = step(STEP)
+    production(app, database_url, db, [])  # at initialize: no title column yet
+    write_revision(app, "add_user_title", ADD_TITLE)
+    write_revision(app, "linted", TITLE_REQUIRED)
+    result = lint(app, "--latest", "2", dev_database_url=dev_database_url,
+                  database_url=read_only_url)
+    assert result.returncode == 0 and result.stderr == "", result.stdout + result.stderr
+    assert findings(result) == [(FIRST_LINE, "MF104", "warning")]
+    assert "data: not checked: the database is not at " in result.stdout
+
+
+def test_lint_latest_n_and_a_named_revision(step, dev_database_url):
+    app = step(STEP)
+    first = write_revision(app, "add_user_title", ADD_TITLE)
+    write_revision(app, "linted", TITLE_REQUIRED)
+    both = lint(app, "--latest", "2", dev_database_url=dev_database_url)
+    assert "2 revision(s)" in both.stdout and f"{first}_add_user_title.py" in both.stdout
+    one = lint(app, first, dev_database_url=dev_database_url)
+    assert one.returncode == 0 and "1 revision(s)" in one.stdout, one.stdout + one.stderr
+    assert f"{first}_add_user_title.py" in one.stdout and "no findings" in one.stdout
+
+
+def test_a_revision_that_fails_on_the_dev_database_is_an_error(step, dev_database_url):
+    app = step(STEP)
+    write_revision(app, "linted", "op.drop_column('users', 'nickname')\n")
+    result = lint(app, dev_database_url=dev_database_url)
+    assert result.returncode == 1 and result.stderr == "", result.stdout + result.stderr
+    assert f"L{FIRST_LINE}: the revision fails on the dev database: (1091" in result.stdout
+
+
+@pytest.mark.parametrize("body, reason", [
+    ("op.execute('UPDATE nowhere SET a = 1')\n", "(1146"),
+    ("op.add_column('users', sa.Column('x', sa.Integr()))\n", "AttributeError: "),
+])
+def test_the_failing_line_is_named(step, dev_database_url, body, reason):
+    app = step(STEP)
+    write_revision(app, "linted", ADD_TITLE + body)
+    result = lint(app, dev_database_url=dev_database_url)
+    assert result.returncode == 1 and result.stderr == "", result.stdout + result.stderr
+    assert f"L{FIRST_LINE + 1}: the revision fails on the dev database: {reason}" in result.stdout
+
+
+def test_zero_dates_refused_by_the_servers_sql_mode_fail_mf103(
+        step, database_url, dev_database_url, db, read_only_url):
+    app = step(STEP)
+    write_revision(app, "add_user_title", ADD_TITLE)
+    production(app, database_url, db, [("Jerry", "jerry@seinfeld.io", "Mr.")])
+    write_revision(app, "linted", FIRES["MF103"][1])
+    result = lint(app, dev_database_url=dev_database_url, database_url=read_only_url)
+    # MariaDB's default sql_mode takes zero dates; MySQL 8's (NO_ZERO_DATE) does not.
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "data: 1 row of users will get a zero date in born" in result.stdout
+    mysql_8_mode = read_only_url.update_query_dict(
+        {"init_command": "SET SESSION sql_mode = 'STRICT_TRANS_TABLES,NO_ZERO_DATE'"})
+    result = lint(app, dev_database_url=dev_database_url, database_url=mysql_8_mode)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert findings(result) == [(FIRST_LINE, "MF103", "error")]
+    assert "refuses zero dates (sql_mode): this revision will fail" in result.stdout
+
+
+def test_a_revision_python_cannot_load_gets_one_line(step, dev_database_url):
+    app = step(STEP)
+    write_revision(app, "linted", "op.add_column('users'\n")
+    line = assert_clean_failure(lint(app, dev_database_url=dev_database_url))
+    assert "cannot read migrations/versions: SyntaxError" in line
+
+
+@pytest.mark.parametrize("args, message", [
+    (["nope"], "unknown revision 'nope'"),
+    (["--latest", "0"], "--latest needs a positive whole number, not '0'"),
+    (["--latest", "x"], "--latest needs a positive whole number, not 'x'"),
+    (["--latest", "5"], "--latest 5, but there are only 1 revision(s)"),
+    (["--latest"], "--latest needs a number"),
+    (["--fast"], "usage: python migrate.py lint"),
+])
+def test_bad_arguments_get_one_line(step, dev_database_url, args, message):
+    line = assert_clean_failure(lint(step(STEP), *args, dev_database_url=dev_database_url))
+    assert message in line
+
+
+def test_no_dev_database_and_no_docker_gets_one_line(step):
+    result = run(step(STEP), "migrate.py", "lint",
+                 env={"DOCKER_HOST": "unix:///nonexistent/docker.sock"})
+    line = assert_clean_failure(result)
+    assert "DEV_DATABASE_URL is not set and no Docker engine answers" in line
+
+
+def test_wrong_password_for_the_app_database_gets_one_line(step, database_url, dev_database_url):
+    wrong = database_url.set(password="not-the-password-123")
+    result = lint(step(STEP), dev_database_url=dev_database_url, database_url=wrong)
+    line = assert_clean_failure(result, password="not-the-password-123")
+    assert "refused user" in line
+
+
+def test_the_tutorials_story_title_becomes_required(
+        step, database_url, dev_database_url, db, read_only_url):
+    """Ent's "verifying safety" page: lint catches the NOT NULL, a back-fill fixes it."""
+    app = step(STEP)
+    models = app / "models.py"
+    optional = "    title: Mapped[str | None] = mapped_column(String(255))\n"
+    models.write_text(models.read_text().replace("    name: Mapped[str]", optional + "    name: Mapped[str]"))
+    assert run(app, "generate.py", "add_user_title", dev_database_url=dev_database_url).returncode == 0
+    production(app, database_url, db, [("Jerry", "jerry@seinfeld.io", "Mr."),
+                                       ("Elaine", "elaine@benes.io", None)])
+    before = snapshot(db)
+
+    models.write_text(models.read_text().replace(optional, optional.replace(" | None", "")))
+    planned = run(app, "generate.py", "user_title_required", dev_database_url=dev_database_url)
+    assert "MODIFY title VARCHAR(255) NOT NULL" in planned.stdout, planned.stdout + planned.stderr
+    [revision] = (app / "migrations" / "versions").glob("*_user_title_required.py")
+    source = revision.read_text().splitlines(keepends=True)
+    line = next(i for i, text in enumerate(source, 1) if "op.alter_column(" in text)
+
+    # Judged alone, as Atlas does: a warning. Against the data: this revision would fail.
+    alone = lint(app, "--latest", "1", dev_database_url=dev_database_url)
+    assert alone.returncode == 0 and findings(alone) == [(line, "MF104", "warning")], alone.stdout
+    with_data = lint(app, "--latest", "1", dev_database_url=dev_database_url,
+                     database_url=read_only_url)
+    assert with_data.returncode == 1 and findings(with_data) == [(line, "MF104", "error")]
+    assert "data: 1 row of users has a NULL title: this revision will fail" in with_data.stdout
+
+    # The reader back-fills in the same revision, before the ALTER.
+    source.insert(line - 1, "    op.execute(\"UPDATE users SET title = '' WHERE title IS NULL\")\n")
+    revision.write_text("".join(source))
+    fixed = lint(app, "--latest", "1", "--strict", dev_database_url=dev_database_url,
+                 database_url=read_only_url)
+    assert fixed.returncode == 0 and findings(fixed) == [], fixed.stdout
+    assert "INPLACE" in fixed.stdout or "COPY" in fixed.stdout  # the ALTER rebuilds users
+    assert snapshot(db) == before  # lint wrote nothing
+
+    upgrade = run(app, "migrate.py", "upgrade", database_url=database_url)
+    assert upgrade.returncode == 0, upgrade.stderr
+    rows = snapshot(db)["users"]
+    assert [(r.name, r.email, r.title) for r in rows] == \
+        [(r.name, r.email, r.title or "") for r in before["users"]]
+
+    # Linted again once applied, the data no longer is what the revision will meet: said so.
+    again = lint(app, "--latest", "1", dev_database_url=dev_database_url, database_url=read_only_url)
+    revision_id = revision.stem.split("_")[0]
+    assert f"at revision {revision_id}, not at " in again.stdout, again.stdout

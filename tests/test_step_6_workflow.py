@@ -1,0 +1,94 @@
+"""step-6-verify-safety's CI recipe: valid for GitHub, and its `run:` steps work, in order.
+
+GitHub's runner cannot run here, so the test plays it: a git repository made of the step folder
+(the base branch, as `origin/main`), a pull request that adds a revision, the job's environment
+with the local server in place of the MySQL service, each `run:` step in bash as GitHub runs it.
+"""
+
+import os
+import secrets
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from sqlalchemy import create_engine, text
+
+from conftest import repo_root
+from tutorial_kit.steps import run, step_env, url_text
+
+STEP = "step-6-verify-safety"
+WORKFLOW = Path(".github/workflows/migrations.yml")
+
+
+def test_workflow_is_valid_for_github():
+    result = subprocess.run(
+        [sys.executable, "-m", "check_jsonschema", "--builtin-schema", "vendor.github-workflows",
+         str(repo_root() / STEP / WORKFLOW)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def git(repo: Path, *args: str) -> str:
+    return subprocess.run(["git", "-c", "user.name=CI", "-c", "user.email=ci@example.com", *args],
+                          cwd=repo, check=True, capture_output=True, text=True).stdout
+
+
+# The pull request: a change to the models and the revision generate.py plans for it.
+PULL_REQUESTS = {
+    "optional title": ("    name: Mapped[str]",
+                       "    title: Mapped[str | None] = mapped_column(String(255))\n"
+                       "    name: Mapped[str]", None),
+    "blog body dropped": ("    body: Mapped[str] = mapped_column(Text)\n", "",
+                          "Lint the revisions this pull request adds"),
+}
+
+
+@pytest.mark.parametrize("change", PULL_REQUESTS)
+def test_workflow_steps_run_in_order(step, server, dev_database_url, change):
+    old, new, failing_step = PULL_REQUESTS[change]
+    app = step(STEP)
+    git(app, "init", "-q", "-b", "main")
+    git(app, "add", "-A")
+    git(app, "commit", "-qm", "base")
+    git(app, "update-ref", "refs/remotes/origin/main", "HEAD")
+    git(app, "checkout", "-qb", "pull-request")
+    models = app / "models.py"
+    models.write_text(models.read_text().replace(old, new))
+    planned = run(app, "generate.py", "change", dev_database_url=dev_database_url)
+    assert planned.returncode == 0, planned.stderr
+    git(app, "add", "-A")
+    git(app, "commit", "-qm", "pull request")
+
+    job = yaml.safe_load((app / WORKFLOW).read_text())["jobs"]["migrations"]
+    fresh = server.url.set(database=f"ci_{secrets.token_hex(4)}")  # the step creates it
+    # The job's URLs name the service; here, the local server.
+    assert set(job["env"]) == {"DEV_DATABASE_URL", "DATABASE_URL"}
+    env = step_env(database_url=fresh, dev_database_url=dev_database_url)
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
+    env["GITHUB_BASE_REF"] = "main"
+    outputs = {}
+    try:
+        for item in job["steps"]:
+            if "run" not in item:
+                continue  # checkout and setup-python: done above, and by the test's Python
+            result = subprocess.run(
+                ["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", item["run"]],
+                cwd=app, env={**env, **item.get("env", {})}, capture_output=True, text=True,
+                timeout=300)
+            outputs[item["name"]] = result.stdout
+            if item["name"] == failing_step:
+                assert result.returncode == 1, result.stdout + result.stderr
+                assert "DS103 error" in result.stdout and "Lint failed." in result.stdout
+                return
+            assert result.returncode == 0, f"{item['name']}: {result.stdout}{result.stderr}"
+    finally:
+        engine = create_engine(url_text(server.url))
+        with engine.connect() as conn:
+            conn.execute(text(f"DROP DATABASE IF EXISTS `{fresh.database}`"))
+        engine.dispose()
+    assert failing_step is None
+    lint = outputs["Lint the revisions this pull request adds"]
+    assert "_change.py" in lint and "1 revision(s)" in lint and "Lint passed." in lint, lint
+    assert "Applying" in outputs["Upgrade the fresh database"]
+    assert list(outputs) == [s["name"] for s in job["steps"] if "run" in s]

@@ -2,11 +2,13 @@
 
 import os
 
-from sqlalchemy import Engine, create_engine
+from sqlalchemy import URL, Engine, create_engine, pool
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, OperationalError
+from sqlalchemy.exc import ArgumentError, DBAPIError
 
 EXAMPLE = "mysql+pymysql://USER:PASSWORD@HOST:3306/DATABASE"
+ENCODE = "percent-encode them (@ as %40, : as %3A, / as %2F, # as %23, % as %25)"
+TIMEOUT = 10  # seconds for a MySQL server to answer a new connection
 
 
 def connect(variable: str = "DATABASE_URL") -> Engine:
@@ -14,6 +16,12 @@ def connect(variable: str = "DATABASE_URL") -> Engine:
     text = os.environ.get(variable, "").strip()
     if not text:
         raise SystemExit(f"error: {variable} is not set; set it to {EXAMPLE}")
+    # SQLAlchemy takes everything up to the first @ as USER:PASSWORD, so a password holding
+    # an @ would spill into the host name, and from there into our messages.
+    if text.partition("://")[2].count("@") > 1:
+        raise SystemExit(
+            f"error: {variable} holds more than one @: in the user name and password, {ENCODE}"
+        )
     try:
         url = make_url(text)
     except (ArgumentError, ValueError):
@@ -26,33 +34,78 @@ def connect(variable: str = "DATABASE_URL") -> Engine:
     if not url.database:
         raise SystemExit(f"error: {variable} names no database; expected {EXAMPLE}")
 
-    engine = create_engine(url, pool_pre_ping=True)
+    # Check with a timeout on every read, so that a port where something other than MySQL
+    # listens fails in seconds instead of waiting forever. Only for this check: on the app's
+    # engine a read timeout would also cut off a long query, such as a migration's ALTER TABLE.
+    probe = create_engine(
+        url,
+        poolclass=pool.NullPool,
+        connect_args={"connect_timeout": TIMEOUT, "read_timeout": TIMEOUT},
+    )
     try:
-        with engine.connect():
+        with probe.connect():
             pass
-    except OperationalError as exc:
-        engine.dispose()
-        raise SystemExit(f"error: {explain(exc, url, variable)}") from None
-    return engine
+    except DBAPIError as exc:
+        raise SystemExit(f"error: {explain(exc, url, variable, text)}") from None
+    finally:
+        probe.dispose()
+    return create_engine(url, pool_pre_ping=True, connect_args={"connect_timeout": TIMEOUT})
 
 
-def explain(exc: OperationalError, url, variable: str) -> str:
+def error_code(exc: DBAPIError) -> int | None:
+    code = exc.orig.args[0] if exc.orig is not None and exc.orig.args else None
+    return code if isinstance(code, int) else None
+
+
+def explain(exc: DBAPIError, url: URL, variable: str, raw: str = "") -> str:
     """Turn a PyMySQL connection error into what the reader should do about it."""
-    code = exc.orig.args[0] if exc.orig and exc.orig.args else None
+    code = error_code(exc)
     where = f"{url.host}:{url.port or 3306}"
-    if code in (1044, 1045):
+    if code == 1045:
+        # "p%41ss" reads as "pAss": a % in the password must be encoded too.
+        userinfo = raw.partition("://")[2].rpartition("@")[0]
+        hint = f"; if the password holds @ : / # %, {ENCODE}" if "%" in userinfo else ""
         return (
             f"MySQL at {where} refused user '{url.username}': "
-            f"check the user name and password in {variable}"
+            f"check the user name and password in {variable}{hint}"
+        )
+    if code == 1044:
+        return (
+            f"user '{url.username}' may not use database '{url.database}' on {where}: "
+            f"grant it (GRANT ALL ON `{url.database}`.* TO ...) or fix {variable}"
         )
     if code == 1049:
         return (
             f"database '{url.database}' does not exist on {where}: "
             f"create it (CREATE DATABASE `{url.database}`) or fix {variable}"
         )
+    if code == 2013 and "timed out" in str(exc.orig):
+        return (
+            f"no MySQL answered at {where} within {TIMEOUT} s; something else may listen "
+            f"there: fix the host and port in {variable}"
+        )
     if code in (2002, 2003, 2005, 2006, 2013):
         return (
             f"cannot reach MySQL at {where}: start the server "
             f"(docker compose up -d --wait db) or fix the host and port in {variable}"
         )
+    if code is None:  # not even a MySQL error: another protocol answered
+        return f"what answers at {where} is not MySQL: fix the host and port in {variable}"
     return f"cannot connect to MySQL at {where} (error {code}): check {variable}"
+
+
+def connection_lost(exc: DBAPIError, url: URL) -> str | None:
+    """One line when the connection broke while in use (server stopped, network cut, KILL).
+
+    None for any other error, which the caller reports its own way. MySQL DDL is not
+    transactional: what ran before the break stays applied, so the caller should add where
+    to look, e.g. "run `python migrate.py status`".
+    """
+    code = error_code(exc)
+    # Gone away, lost during a query, lost on reading, killed, server shut down.
+    if code not in (2006, 2013, 2055, 1927, 1053):
+        return None
+    return (
+        f"lost the connection to MySQL at {url.host}:{url.port or 3306} (error {code}) "
+        "while working; what ran before that stays applied"
+    )

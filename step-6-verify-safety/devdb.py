@@ -14,9 +14,9 @@ from contextlib import contextmanager
 
 from sqlalchemy import Engine, create_engine, inspect, text
 from sqlalchemy.engine import URL
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError
 
-from database import connect
+from database import connect, error_code
 
 MYSQL_IMAGE = "mysql:8.4"
 
@@ -47,8 +47,18 @@ def dev_database() -> Iterator[Engine]:
 def throwaway_database(server: Engine, beside: str) -> Iterator[Engine]:
     # Named after the scratch database, so that any leftover shows where it came from.
     name = f"{beside[:40]}_plan_{secrets.token_hex(4)}"
-    with server.connect() as conn:
-        conn.execute(text(f"CREATE DATABASE `{name}`"))
+    try:
+        with server.connect() as conn:
+            conn.execute(text(f"CREATE DATABASE `{name}`"))
+    except DBAPIError as exc:
+        if error_code(exc) not in (1044, 1227):  # access denied: no CREATE privilege
+            raise
+        user = server.url.username
+        raise SystemExit(
+            f"error: DEV_DATABASE_URL's user '{user}' may not create databases beside "
+            f"'{beside}', where the planner works: as an admin, "
+            f"GRANT ALL ON `{beside}%`.* TO '{user}'@'%' (or the user's host)"
+        ) from None
     engine = create_engine(server.url.set(database=name))
     try:
         yield engine

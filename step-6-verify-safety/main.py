@@ -27,7 +27,8 @@ def print_users(session: Session, limit: int = 5) -> None:
     ).all()
     print(f"{total} user(s)")
     for user in users:
-        print(f"- {user.name} <{user.email}>: {len(user.blog_posts)} post(s)")
+        name = f"{user.title} {user.name}" if user.title else user.name
+        print(f"- {name} <{user.email}>: {len(user.blog_posts)} post(s)")
         for post in user.blog_posts:
             print(f"    {post.title!r}, {post.created_at:%Y-%m-%d %H:%M}")
     if total > limit:

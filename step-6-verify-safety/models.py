@@ -25,6 +25,8 @@ class User(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(255))
     email: Mapped[str] = mapped_column(String(255), unique=True)
+    # Required from this step on: the revision back-fills the rows that have none.
+    title: Mapped[str] = mapped_column(String(255))
 
     blog_posts: Mapped[list["Blog"]] = relationship(back_populates="author")
 

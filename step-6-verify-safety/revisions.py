@@ -9,12 +9,14 @@ from alembic.script import Script, ScriptDirectory
 from alembic.util import CommandError
 from sqlalchemy import Connection, Engine, inspect
 
-VERSION_TABLE = "alembic_version"
+from history import BOOKKEEPING, VERSION_TABLE, last_failure
 
 
-def alembic_config(*, quiet: bool = False) -> Config:
+def alembic_config(*, quiet: bool = False, repaired: bool = False) -> Config:
     """This folder's alembic.ini, wherever the script is run from."""
-    config = Config(Path(__file__).with_name("alembic.ini"), cmd_opts=Namespace(quiet=quiet))
+    # -x repaired=yes, as `python -m alembic -x repaired=yes upgrade head` passes it (env.py)
+    x = ["repaired=yes"] if repaired else []
+    config = Config(Path(__file__).with_name("alembic.ini"), cmd_opts=Namespace(quiet=quiet, x=x))
     if quiet:
         config.attributes["configure_logger"] = False
     return config
@@ -26,7 +28,13 @@ def scripts() -> ScriptDirectory:
 
 def head() -> str:
     """The one revision the code expects; `alembic heads` lists more only after a fork."""
-    return scripts().get_current_head()
+    try:
+        return scripts().get_current_head()
+    except CommandError:
+        raise SystemExit(
+            "error: migrations/versions has more than one head; run `python migrate.py "
+            "status` to see how to join them"
+        ) from None
 
 
 def current(connection: Connection) -> str | None:
@@ -48,16 +56,36 @@ def pending(at: str | None) -> list[Script]:
 
 
 def app_tables(connection: Connection) -> list[str]:
-    return sorted(t for t in inspect(connection).get_table_names() if t != VERSION_TABLE)
+    return sorted(t for t in inspect(connection).get_table_names() if t not in BOOKKEEPING)
+
+
+def made_by_create_all(connection: Connection) -> bool:
+    """Tables, and no sign that a migration ever ran here: automatic migration made them."""
+    found = inspect(connection).get_table_names()
+    return bool(app_tables(connection)) and not any(t in found for t in BOOKKEEPING)
 
 
 def require_current(engine: Engine) -> None:
     """Exit with one line when the database is not at the revision this code needs."""
     with engine.connect() as connection:
-        at = current(connection)
+        at, failure = current(connection), last_failure(connection)
+        unmanaged = at is None and made_by_create_all(connection)
     needed = head()
-    if at != needed:
+    if at == needed:
+        return
+    if failure is not None:
         raise SystemExit(
-            f"error: the database is at revision {at or 'none'}, this code needs {needed}: "
-            "run `python migrate.py status`, then `python migrate.py upgrade`"
+            f"error: the database is at revision {at or 'none'}, this code needs {needed}, and "
+            f"the last migration attempt failed (revision {failure.revision}): see "
+            "`python migrate.py status`"
         )
+    if unmanaged:
+        raise SystemExit(
+            f"error: the database has tables but no migration history (create_all() made "
+            f"them), this code needs revision {needed}: check and mark it with "
+            "`python migrate.py baseline REV` (see `python migrate.py status`)"
+        )
+    raise SystemExit(
+        f"error: the database is at revision {at or 'none'}, this code needs {needed}: "
+        "run `python migrate.py status`, then `python migrate.py upgrade`"
+    )

@@ -47,6 +47,12 @@ EXPECTED = {
         "removed": set(),
         "changed": {"README.md", "migrate.py", "migrations/revisions.sum"},
     },
+    ("step-5-custom-migration", "step-6-verify-safety"): lambda: {
+        "added": {_revision("step-6-verify-safety", "user_title_required"), "lint.py",
+                  "lint_checks.py", ".github/workflows/migrations.yml"},
+        "removed": set(),
+        "changed": {"README.md", "models.py", "migrate.py", "migrations/revisions.sum"},
+    },
 }
 
 

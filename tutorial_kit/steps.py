@@ -18,6 +18,7 @@ STEPS = (
     "step-3-apply",
     "step-4-new-migration",
     "step-5-custom-migration",
+    "step-6-verify-safety",
 )
 
 

@@ -1,11 +1,19 @@
-"""How Alembic reaches the database and the models. Run by every alembic command."""
+"""How Alembic reaches the database and the models. Run by every alembic command.
 
-import os
+Online, every command (`python -m alembic upgrade head` as much as `python migrate.py upgrade`)
+runs under a MySQL named lock, so that processes deploying at once migrate one at a time, and
+records each revision it runs, or the one that failed, in the history table (history.py).
+"""
+
 from logging.config import fileConfig
 
 from alembic import context
-from sqlalchemy import Connection, Engine, create_engine, pool
+from alembic.util import CommandError
+from sqlalchemy import Connection, Engine
 
+from history import BOOKKEEPING, Recorder
+from lock import migration_lock
+from database import connect
 from models import Base
 
 config = context.config
@@ -17,16 +25,6 @@ if config.config_file_name is not None and config.attributes.get("configure_logg
 target_metadata = Base.metadata
 
 
-def database_url() -> str:
-    url = os.environ.get("DATABASE_URL", "").strip()
-    if not url:
-        raise SystemExit(
-            "error: DATABASE_URL is not set; set it to "
-            "mysql+pymysql://USER:PASSWORD@HOST:3306/DATABASE"
-        )
-    return url
-
-
 def run_migrations_offline() -> None:
     """`alembic upgrade head --sql`: print the SQL for MySQL without connecting."""
     context.configure(dialect_name="mysql", target_metadata=target_metadata, literal_binds=True)
@@ -34,10 +32,48 @@ def run_migrations_offline() -> None:
         context.run_migrations()
 
 
+def target_revision() -> str | None:
+    """Where upgrade, downgrade or stamp go: a revision, "base", or "" for "up, somewhere";
+    None for the commands that move nothing (current, check, revision --autogenerate)."""
+    try:
+        target = context.get_revision_argument()
+    except KeyError:
+        return None
+    except (TypeError, CommandError):
+        return ""
+    if target is None or str(target).startswith("-"):  # base, or down by a count: "-1"
+        return "base"
+    return "" if str(target).startswith("+") else target
+
+
+def skip_bookkeeping(name, type_, parent_names) -> bool:
+    """Autogenerate and `alembic check` compare the app's tables, not alembic_version's kind."""
+    return not (type_ == "table" and name in BOOKKEEPING)
+
+
+def repaired() -> bool:
+    """`python -m alembic -x repaired=yes upgrade head`: a failed attempt was repaired by hand."""
+    if getattr(config.cmd_opts, "x", None) is None:  # code may pass options without -x
+        return False
+    return context.get_x_argument(as_dictionary=True).get("repaired") == "yes"
+
+
 def run_migrations(connection: Connection) -> None:
-    context.configure(connection=connection, target_metadata=target_metadata)
-    with context.begin_transaction():
-        context.run_migrations()
+    recorder = Recorder(connection, context.script, target_revision(), repaired())
+    handed_in_transaction = connection.in_transaction()  # then it stays the caller's to commit
+    with migration_lock(connection), recorder.recording():
+        if not handed_in_transaction:
+            connection.commit()  # end the reads above, so that Alembic commits each revision
+        context.configure(
+            connection=connection,
+            target_metadata=target_metadata,
+            include_name=skip_bookkeeping,
+            # One transaction per revision: its version row and history row commit together.
+            transaction_per_migration=True,
+            on_version_apply=recorder.applied,
+        )
+        with context.begin_transaction():
+            context.run_migrations()
 
 
 def run_migrations_online() -> None:
@@ -49,7 +85,7 @@ def run_migrations_online() -> None:
         return
     engine = connectable if isinstance(connectable, Engine) else None
     if engine is None:
-        engine = create_engine(database_url(), poolclass=pool.NullPool)
+        engine = connect()  # DATABASE_URL, checked: a bad one gets one line, as in the app
     with engine.connect() as connection:
         run_migrations(connection)
 

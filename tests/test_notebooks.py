@@ -9,6 +9,7 @@ import jupytext
 import nbformat
 import pytest
 
+from tutorial_kit.diff import file_changes
 from tutorial_kit.notebooks import NOTEBOOKS, execute, sources
 from tutorial_kit.steps import REPO, STEPS
 
@@ -82,6 +83,7 @@ EXPECTED = {
         "UNIQUE KEY `uq_users_email` (`email`)",
         "FOREIGN KEY (`author_id`) REFERENCES `users` (`id`) ON DELETE SET NULL",
         "Unknown column 'users.title'",  # create_all() did not add the new column
+        "lines of traceback left out",  # only the line that says what went wrong
     ],
     "01-versioned": [
         "+++ step-1-versioned/alembic.ini",
@@ -128,3 +130,21 @@ def test_notebook_runs_and_shows_its_step(name, server, tmp_path):
         assert expected in text, f"{name}: {expected!r} not shown"
     if name != "00-start":
         assert "<span" in html, f"{name}: the diff is not colored in Jupyter"
+    assert "Traceback" not in text, f"{name}: a traceback is shown where one line would do"
+    narrated = unnarrated(name, text)
+    assert narrated == [], f"{name}: changed, but never shown file by file: {narrated}"
+
+
+def step_pair(name: str) -> tuple[str, str] | None:
+    """The two step folders notebook NN-... narrates: STEPS[NN-1] -> STEPS[NN]."""
+    number = int(name[:2])
+    return (STEPS[number - 1], STEPS[number]) if number else None
+
+
+def unnarrated(name: str, text: str) -> list[str]:
+    """The files that notebook's step changes whose hunks it never showed."""
+    pair = step_pair(name)
+    if pair is None:
+        return []
+    old, new = (REPO / step for step in pair)
+    return [c.name for c in file_changes(old, new) if c.header not in text]

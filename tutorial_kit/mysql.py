@@ -58,6 +58,9 @@ class Server:
     url: URL
     source: str
     _stop: Callable[[], None] | None = field(default=None, repr=False)
+    # A server the kit started on this machine: its process id and its temporary folder.
+    pid: int | None = None
+    workdir: Path | None = None
 
     @property
     def environ(self) -> dict[str, str]:
@@ -255,7 +258,10 @@ def start_local_server(binary: Path, *, timeout: float = 30) -> Server:
             args += ["--mysqlx=OFF", "--skip-log-bin"]
         process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         url = URL.create("mysql+pymysql", username="root", password="", host="127.0.0.1", port=port)
-        server = Server(url, f"local {binary.name} ({version})", partial(_stop, process, workdir))
+        server = Server(
+            url, f"local {binary.name} ({version})", partial(_stop, process, workdir),
+            pid=process.pid, workdir=workdir,
+        )
         try:
             _wait_until_ready(server, timeout=timeout, log=log, process=process)
             return server

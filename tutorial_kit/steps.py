@@ -53,16 +53,19 @@ def run(
     dev_database_url=None,
     env: dict[str, str] | None = None,
     timeout: float = 300,
+    merged: bool = False,
 ) -> subprocess.CompletedProcess[str]:
     """`python ARGS...` in step_dir, as the reader types it; output captured as text.
 
-    `env` adds to (or overrides) the environment, e.g. DOCKER_HOST.
+    `env` adds to (or overrides) the environment, e.g. DOCKER_HOST. `merged` puts stderr
+    into stdout, in the order a terminal shows them (Alembic logs to stderr).
     """
     return subprocess.run(
         [sys.executable, *args],
         cwd=step_dir,
         env={**step_env(database_url, dev_database_url), **(env or {})},
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT if merged else subprocess.PIPE,
         text=True,
         timeout=timeout,
     )

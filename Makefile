@@ -1,5 +1,5 @@
 # The README's commands. Each creates .venv and installs the pinned requirements first.
-#   make tutorial   run every step and every notebook against MySQL (output in build/)
+#   make tutorial   run every step README's commands, then every notebook (output in build/)
 #   make test       run the tests against MySQL
 #   make bench      time the notebooks and the test suite
 

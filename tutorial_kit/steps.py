@@ -20,10 +20,10 @@ def build_dir() -> Path:
 _IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc", ".pytest_cache")
 
 
-def copy_step(name: str, dest: Path) -> Path:
+def copy_step(name: str, dest: Path, *, root: Path = REPO) -> Path:
     """A copy of step folder `name` at dest/name, as a reader who copied it would have."""
     target = Path(dest) / name
-    shutil.copytree(REPO / name, target, ignore=_IGNORE)
+    shutil.copytree(root / name, target, ignore=_IGNORE)
     return target
 
 

@@ -18,10 +18,17 @@ test: $(VENV)/.installed
 bench: $(VENV)/.installed
 	$(BIN)/python scripts/bench.py
 
-# Jupyter itself is not needed to run the tutorial; install it on demand.
-lab: $(VENV)/.installed
-	$(BIN)/python -m pip install --quiet jupyterlab
-	$(BIN)/jupyter lab notebooks/
+# JupyterLab is not needed to run the tutorial: installed on first use (requirements-lab.txt).
+# Saving a notebook strips its outputs (tutorial_kit/lab.py), so git status stays clean.
+# Jupyter refuses to run as root unless told; root is who runs it in a container or CI.
+ALLOW_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root)
+
+lab: $(VENV)/.lab-installed
+	$(BIN)/jupyter lab $(ALLOW_ROOT) --ContentsManager.pre_save_hook=tutorial_kit.lab.pre_save $(LAB_ARGS) notebooks/
+
+$(VENV)/.lab-installed: requirements-lab.txt $(VENV)/.installed
+	$(BIN)/python -m pip install --quiet --progress-bar on -r requirements-lab.txt
+	@touch $@
 
 # After editing a notebook's .py source: rewrite its paired .ipynb.
 sync: $(VENV)/.installed

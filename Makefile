@@ -7,7 +7,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: tutorial test bench lab sync clean
+.PHONY: tutorial test bench lab server sync clean
 
 tutorial: $(VENV)/.installed
 	$(BIN)/python -m tutorial_kit.tutorial
@@ -29,6 +29,10 @@ lab: $(VENV)/.lab-installed
 $(VENV)/.lab-installed: requirements-lab.txt $(VENV)/.installed
 	$(BIN)/python -m pip install --quiet --progress-bar on -r requirements-lab.txt
 	@touch $@
+
+# Follow along by hand without Docker: a local MySQL with `app` and `dev`, until Ctrl-C.
+server: $(VENV)/.installed
+	$(BIN)/python -m tutorial_kit serve
 
 # After editing a notebook's .py source: rewrite its paired .ipynb.
 sync: $(VENV)/.installed

@@ -61,6 +61,8 @@ def reap(pid: int, workdir: Path, *, timeout: float = 30) -> None:
 
 def main(argv: list[str]) -> int:
     pid, workdir = int(argv[0]), Path(argv[1])
+    # `python -m tutorial_kit serve` blocks these while it waits; the watcher need not.
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
     sys.stdin.buffer.read()  # returns once every writer, the watched process, is gone
     if workdir.exists():
         reap(pid, workdir)

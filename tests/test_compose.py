@@ -1,5 +1,6 @@
 """docker-compose.yml, checked without a Docker engine: schema, services, health, ports."""
 
+import copy
 import re
 import subprocess
 import sys
@@ -34,6 +35,7 @@ def test_matches_the_compose_specification():
 
 
 def test_the_compose_check_catches_a_broken_file(compose, tmp_path):
+    compose = copy.deepcopy(compose)
     compose["services"]["db"]["helthcheck"] = compose["services"]["db"].pop("healthcheck")
     broken = tmp_path / "docker-compose.yml"
     broken.write_text(yaml.safe_dump(compose))

@@ -27,7 +27,8 @@ lab: $(VENV)/.lab-installed
 	$(BIN)/jupyter lab $(ALLOW_ROOT) --ContentsManager.pre_save_hook=tutorial_kit.lab.pre_save $(LAB_ARGS) notebooks/
 
 $(VENV)/.lab-installed: requirements-lab.txt $(VENV)/.installed
-	$(BIN)/python -m pip install --quiet --progress-bar on -r requirements-lab.txt
+	@echo "==> Installing JupyterLab (requirements-lab.txt)"
+	@$(BIN)/python scripts/install.py -r requirements-lab.txt
 	@touch $@
 
 # Follow along by hand without Docker: a local MySQL with `app` and `dev`, until Ctrl-C.
@@ -38,11 +39,12 @@ server: $(VENV)/.installed
 sync: $(VENV)/.installed
 	$(BIN)/jupytext --sync notebooks/[0-9]*.py
 
+# scripts/install.py shows pip's progress, not its log (the whole log only if pip fails).
 $(VENV)/.installed: requirements.txt pyproject.toml
-	@echo "==> Creating $(VENV) and installing the pinned requirements"
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --progress-bar on -r requirements.txt -e .
+	@echo "==> Creating $(VENV) and installing the pinned requirements (a minute the first time)"
+	@$(PYTHON) -m venv $(VENV)
+	@$(BIN)/python -m pip install --quiet --upgrade pip
+	@$(BIN)/python scripts/install.py -r requirements.txt -e .
 	@touch $@
 
 clean:

@@ -157,6 +157,10 @@ EXPECTED = {
 }
 
 
+# Alembic logs to stderr, the SQL goes to stdout: shown in the order they were printed.
+IN_ORDER = {"02-generate": [("Generating static SQL", "CREATE TABLE alembic_version")]}
+
+
 @on_the_tutorial
 @pytest.mark.parametrize("name", NAMES)
 def test_notebook_shows_its_step(tutorial, name):
@@ -167,6 +171,8 @@ def test_notebook_shows_its_step(tutorial, name):
     if name != "00-start":
         assert "<span" in html, f"{name}: the diff is not colored in Jupyter"
     assert "Traceback" not in text, f"{name}: a traceback is shown where one line would do"
+    for first, then in IN_ORDER.get(name, []):  # stderr and stdout, as a terminal shows them
+        assert text.index(first) < text.index(then), f"{name}: {first!r} after {then!r}"
     narrated = unnarrated(name, text)
     assert narrated == [], f"{name}: changed, but never shown file by file: {narrated}"
 

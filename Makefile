@@ -1,5 +1,5 @@
 # The README's commands. Each creates .venv and installs the pinned requirements first.
-#   make tutorial   run every step and every notebook against MySQL (output in build/)
+#   make tutorial   run every step README's commands, then every notebook (output in build/)
 #   make test       run the tests against MySQL
 #   make bench      time the notebooks and the test suite
 
@@ -7,7 +7,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: tutorial test bench lab sync clean
+.PHONY: tutorial test bench lab server sync clean
 
 tutorial: $(VENV)/.installed
 	$(BIN)/python -m tutorial_kit.tutorial
@@ -18,20 +18,33 @@ test: $(VENV)/.installed
 bench: $(VENV)/.installed
 	$(BIN)/python scripts/bench.py
 
-# Jupyter itself is not needed to run the tutorial; install it on demand.
-lab: $(VENV)/.installed
-	$(BIN)/python -m pip install --quiet jupyterlab
-	$(BIN)/jupyter lab notebooks/
+# JupyterLab is not needed to run the tutorial: installed on first use (requirements-lab.txt).
+# Saving a notebook strips its outputs (tutorial_kit/lab.py), so git status stays clean.
+# Jupyter refuses to run as root unless told; root is who runs it in a container or CI.
+ALLOW_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root)
+
+lab: $(VENV)/.lab-installed
+	$(BIN)/jupyter lab $(ALLOW_ROOT) --ContentsManager.pre_save_hook=tutorial_kit.lab.pre_save $(LAB_ARGS) notebooks/
+
+$(VENV)/.lab-installed: requirements-lab.txt $(VENV)/.installed
+	@echo "==> Installing JupyterLab (requirements-lab.txt)"
+	@$(BIN)/python scripts/install.py -r requirements-lab.txt
+	@touch $@
+
+# Follow along by hand without Docker: a local MySQL with `app` and `dev`, until Ctrl-C.
+server: $(VENV)/.installed
+	$(BIN)/python -m tutorial_kit serve
 
 # After editing a notebook's .py source: rewrite its paired .ipynb.
 sync: $(VENV)/.installed
 	$(BIN)/jupytext --sync notebooks/[0-9]*.py
 
+# scripts/install.py shows pip's progress, not its log (the whole log only if pip fails).
 $(VENV)/.installed: requirements.txt pyproject.toml
-	@echo "==> Creating $(VENV) and installing the pinned requirements"
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --progress-bar on -r requirements.txt -e .
+	@echo "==> Creating $(VENV) and installing the pinned requirements (a minute the first time)"
+	@$(PYTHON) -m venv $(VENV)
+	@$(BIN)/python -m pip install --quiet --upgrade pip
+	@$(BIN)/python scripts/install.py -r requirements.txt -e .
 	@touch $@
 
 clean:

@@ -82,7 +82,8 @@ t.sql(db, "SELECT (SELECT COUNT(*) FROM users) AS users, (SELECT COUNT(*) FROM b
 # ## Where automatic migration stops
 #
 # The product wants posts' authors to carry a title ("Mr.", "Dr."). Add the column to the model
-# and run the app again on the same database:
+# and run the app again on the same database. It crashes; of its long traceback, the last line
+# is the one that matters: MySQL knows no column `users.title`.
 
 # %%
 email = "    email: Mapped[str] = mapped_column(String(255), unique=True)\n"
@@ -92,7 +93,7 @@ t.sh(app, "python main.py", database_url=db, expect=1)
 
 # %% [markdown]
 # `create_all()` only creates tables that are missing; it never alters one that exists. The
-# column never reached the database, and the app breaks on it:
+# column never reached the database:
 
 # %%
 t.sql(db, "SHOW COLUMNS FROM users")

@@ -39,20 +39,57 @@ t = Tutorial("01-versioned")
 # %% [markdown]
 # ## What changed since `start/`
 #
-# Computed from the two folders as they are now (`diff -ru start step-1-versioned`):
+# Computed from the two folders as they are now (`diff -ruN start step-1-versioned`), file by
+# file:
 
 # %%
-t.diff("start", "step-1-versioned")
+step = t.changes("start", "step-1-versioned")
 
 # %% [markdown]
-# Three things to notice in `alembic.ini` and `env.py`:
+# ### `requirements.txt`: Alembic joins the app
+
+# %%
+step.show("requirements.txt")
+
+# %% [markdown]
+# ### `alembic.ini`: where the migrations live, and how their files are named
 #
-# - **No URL in `alembic.ini`.** `env.py` reads `DATABASE_URL`, so no password is committed, and
-#   code (tests, scripts) can hand in an Engine or a Connection instead.
-# - **`target_metadata = Base.metadata`**: autogenerate compares the database with the models.
+# - **No URL here.** `env.py` reads `DATABASE_URL`, so no password is committed, and code
+#   (tests, scripts) can hand in an Engine or a Connection instead.
 # - **`file_template`** names revision files by time, then name, so they sort in the order they
 #   were written, like Atlas's `<version>_<name>.sql`.
+
+# %%
+step.show("alembic.ini")
+
+# %% [markdown]
+# ### `migrations/env.py`: Alembic meets the models
 #
+# `target_metadata = Base.metadata`: autogenerate compares the database with the models. The
+# database comes from `DATABASE_URL`, or from an Engine or Connection that code hands in through
+# `config.attributes["connection"]`.
+
+# %%
+step.show("migrations/env.py")
+
+# %% [markdown]
+# ### `migrations/script.py.mako` and `migrations/versions/`
+#
+# The template each revision file is written from, as `alembic init` makes it, and the folder
+# the revisions go to: empty for now (`.gitkeep` keeps it in git).
+
+# %%
+step.show("migrations/script.py.mako", "migrations/versions/.gitkeep")
+
+# %% [markdown]
+# ### `README.md`
+#
+# The step's own page says the same for a reader in a terminal (folded here: click to open).
+
+# %%
+step.show("README.md", collapsed=True)
+
+# %% [markdown]
 # ## Run it
 #
 # The app is unchanged: it still creates its tables.

@@ -39,10 +39,54 @@ t = Tutorial("02-generate")
 # %% [markdown]
 # ## What changed since `step-1-versioned/`
 #
-# The planner (`generate.py`, `devdb.py`) and the revision it wrote, shown in full:
+# The planner, and the first revision it wrote (`diff -ruN step-1-versioned step-2-generate`):
 
 # %%
-t.diff("step-1-versioned", "step-2-generate")
+step = t.changes("step-1-versioned", "step-2-generate")
+
+# %% [markdown]
+# ### `generate.py`: the command
+#
+# `python generate.py NAME` is `atlas migrate diff NAME`. It plans on a throwaway database, never
+# on the app's; warns when autogenerate wrote a rename as a drop and an add; and proves the new
+# revision runs before it reports success.
+
+# %%
+step.show("generate.py")
+
+# %% [markdown]
+# ### `devdb.py`: the dev database
+#
+# Atlas's `--dev-url`. A throwaway database made beside the empty scratch database that
+# `DEV_DATABASE_URL` names (it refuses one that holds tables: that might be the app's), or a
+# MySQL 8.4 container when the variable is unset and Docker runs; dropped afterwards either way.
+
+# %%
+step.show("devdb.py")
+
+# %% [markdown]
+# ### `requirements.txt`: the Docker SDK, for the container fallback
+
+# %%
+step.show("requirements.txt")
+
+# %% [markdown]
+# ### The first revision: `initialize`
+#
+# What `python generate.py initialize` wrote, reviewed and committed: it creates both tables with
+# their keys, and drops them on the way down. It takes the place of `versions/.gitkeep`.
+
+# %%
+[initialize] = [name for name in step.files if name.endswith("_initialize.py")]
+step.show(initialize, "migrations/versions/.gitkeep")
+
+# %% [markdown]
+# ### `README.md`
+#
+# The step's own page, for a reader in a terminal (folded here: click to open).
+
+# %%
+step.show("README.md", collapsed=True)
 
 # %% [markdown]
 # ## How `initialize` was written

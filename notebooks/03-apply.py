@@ -39,9 +39,57 @@ t = Tutorial("03-apply")
 
 # %% [markdown]
 # ## What changed since `step-2-generate/`
+#
+# `diff -ruN step-2-generate step-3-apply`, file by file:
 
 # %%
-t.diff("step-2-generate", "step-3-apply")
+step = t.changes("step-2-generate", "step-3-apply")
+
+# %% [markdown]
+# ### `main.py`: no more `create_all()`
+#
+# The app stops migrating itself. At start-up it checks that the database is at the head
+# revision, and exits with one line telling you to migrate when it is not.
+
+# %%
+step.show("main.py")
+
+# %% [markdown]
+# ### `revisions.py`: where a database stands
+#
+# The current revision, the head, what is pending, and whether the database holds the app's
+# tables without any migration history: what `main.py` and `migrate.py` both ask.
+
+# %%
+step.show("revisions.py")
+
+# %% [markdown]
+# ### `migrate.py`: status, upgrade, baseline
+#
+# `atlas migrate status`, `apply` and `apply --baseline`. `upgrade` and `baseline` run under a
+# MySQL named lock, so replicas deploying at once migrate one at a time; `upgrade` refuses a
+# database that `create_all()` made; `baseline` checks the schema before it stamps.
+
+# %%
+step.show("migrate.py")
+
+# %% [markdown]
+# ### `schema_compare.py`: what `baseline` checks
+#
+# Tables, columns (type, nullability, default, auto-increment), primary keys, indexes, unique
+# constraints and foreign keys with their `ON DELETE`, normalised so that MySQL's and MariaDB's
+# spellings of the same thing compare equal.
+
+# %%
+step.show("schema_compare.py")
+
+# %% [markdown]
+# ### `README.md`
+#
+# The step's own page, for a reader in a terminal (folded here: click to open).
+
+# %%
+step.show("README.md", collapsed=True)
 
 # %% [markdown]
 # ## Production, as automatic migration left it

@@ -1,6 +1,8 @@
 """The tutorial kit finds a server the documented way, and says what to do when it cannot."""
 
+import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -8,6 +10,8 @@ import tempfile
 from pathlib import Path
 
 import pytest
+from sqlalchemy import create_engine, text
+
 from conftest import assert_clean_failure
 
 import tutorial_kit.mysql as kit
@@ -349,3 +353,58 @@ def test_tutorial_command_reports_a_slow_initialise_in_one_line(tmp_path):
     assert result.returncode == 2
     line = assert_clean_failure(result)
     assert line.startswith(f"error: could not initialise {binary}: mysqld was still running")
+
+
+def _local_only_env(tmp: Path) -> dict[str, str]:
+    return {
+        **os.environ,
+        "DATABASE_URL": "",
+        "MYSQL_PORT": "1",
+        "DOCKER_HOST": "unix:///nonexistent/docker.sock",
+        "TUTORIAL_SERVER_DIR": str(tmp),
+    }
+
+
+def test_serve_starts_a_server_prints_the_exports_and_stops_on_ctrl_c(tmp_path):
+    if kit.find_server_binary() is None:
+        pytest.skip("no mysqld or mariadbd on this machine")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tutorial_kit", "serve"], env=_local_only_env(tmp_path),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        exports = {}
+        for line in process.stdout:  # until the server says it runs
+            if line.startswith("export "):
+                name, _, value = line.removeprefix("export ").strip().partition("=")
+                exports[name] = value
+            if "Ctrl-C" in line:
+                break
+        assert set(exports) == {"DATABASE_URL", "DEV_DATABASE_URL"}, exports
+        for name, database in (("DATABASE_URL", "app"), ("DEV_DATABASE_URL", "dev")):
+            engine = create_engine(exports[name])
+            with engine.connect() as conn:  # the URL works as printed, on an empty database
+                assert conn.scalar(text("SELECT DATABASE()")) == database
+                assert conn.execute(text("SHOW TABLES")).all() == []
+            engine.dispose()
+        assert len(list(tmp_path.glob("tutorial-mysql-*"))) == 1
+    finally:
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=120)
+    assert process.returncode == 0, err
+    assert err == "" and "Stopping MySQL." in out
+    assert list(tmp_path.glob("tutorial-mysql-*")) == []  # its data is gone with it
+
+
+@pytest.mark.parametrize("args, message", [
+    (["serve"], f"error: no MySQL server found: {kit.HOW_TO_GET_ONE}"),
+    (["start"], "error: argument command: invalid choice: 'start' (choose from serve)"),
+])
+def test_serve_explains_in_one_line(tmp_path, args, message):
+    env = {**_local_only_env(tmp_path), "PATH": "/nonexistent"}
+    script = (
+        "import tutorial_kit.mysql as m; m.EXTRA_BIN_DIRS = ();"
+        f"import sys; from tutorial_kit.__main__ import main; sys.exit(main({args!r}))"
+    )
+    result = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True)
+    assert assert_clean_failure(result).startswith(message.split(" (choose")[0])

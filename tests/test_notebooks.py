@@ -1,63 +1,101 @@
-"""The notebooks: each .py/.ipynb pair agrees, each runs top to bottom against MySQL on its
-own, and the README's main command runs every step, then every notebook, in order."""
+"""`make tutorial` and the notebooks: every step README's commands run as written, then every
+notebook, in order; each notebook narrates every file its step changes, in a monospace font;
+each .py/.ipynb pair agrees.
 
+The tutorial runs once (the `tutorial` fixture); the tests that read what it made run on one
+worker (xdist_group), so that it runs once per test session.
+"""
+
+import json
 import os
+import re
+import shutil
 import subprocess
 import sys
+from dataclasses import dataclass
+from pathlib import Path
 
-import jupytext
 import nbformat
 import pytest
 
-from tutorial_kit.notebooks import NOTEBOOKS, execute, sources
+from tutorial_kit.diff import file_changes
+from tutorial_kit.notebooks import NOTEBOOKS, pair_differences, sources
+from tutorial_kit.readme import parse
 from tutorial_kit.steps import REPO, STEPS
 
 NAMES = [p.stem for p in sources()]
+READMES = [step for step in STEPS if (REPO / step / "README.md").is_file()]
+on_the_tutorial = pytest.mark.xdist_group("tutorial")
 
 
-# The longest test first, so that parallel workers do not wait for it at the end.
-def test_tutorial_runs_every_step_and_notebook_in_order(server, tmp_path):
-    env = {**os.environ, **server.environ, "TUTORIAL_BUILD_DIR": str(tmp_path)}
+@dataclass
+class Run:
+    stdout: str
+    build: Path
+
+    @property
+    def transcript(self) -> str:
+        return (self.build / "transcript.txt").read_text()
+
+    def notebook(self, name: str):
+        return nbformat.read(self.build / "notebooks" / f"{name}.ipynb", as_version=4)
+
+
+@pytest.fixture(scope="session")
+def tutorial(server, tmp_path_factory) -> Run:
+    """`make tutorial`, run once, into a build folder of its own."""
+    build = tmp_path_factory.mktemp("tutorial")
+    env = {**os.environ, **server.environ, "TUTORIAL_BUILD_DIR": str(build)}
     result = subprocess.run(
         [sys.executable, "-m", "tutorial_kit.tutorial"],
         cwd=REPO, env=env, capture_output=True, text=True, timeout=600,
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    out = result.stdout
+    return Run(result.stdout, build)
 
-    # Steps in order, each reported ok; the transcript holds what was printed.
-    positions = [out.index(f"=== {step}: ok in ") for step in STEPS]
+
+# The longest test first, so that parallel workers do not wait for it at the end.
+@on_the_tutorial
+def test_tutorial_runs_every_step_then_every_notebook_in_order(tutorial):
+    out = tutorial.stdout
+    positions = [out.index(f"=== {step}: ok in ") for step in READMES]
     assert positions == sorted(positions)
-    transcript = (tmp_path / "transcript.txt").read_text()
-    assert "[step-3-apply]$ python migrate.py baseline " in transcript
-    assert "The schema matches revision" in transcript
-
     # Then the notebooks, in order, each with its time, as .ipynb with outputs and HTML.
     positions = [out.index(f"notebook {name} ... ") for name in NAMES]
-    assert positions == sorted(positions) and positions[0] > out.index("=== step-3-apply: ok")
+    assert positions == sorted(positions) and positions[0] > out.index(f"=== {READMES[-1]}: ok")
     for name in NAMES:
-        executed = nbformat.read(tmp_path / "notebooks" / f"{name}.ipynb", as_version=4)
-        text, _ = outputs(executed)
-        assert [e for e in EXPECTED[name] if e not in text] == [], name
-        assert "<html" in (tmp_path / "notebooks" / f"{name}.html").read_text()[:500].lower()
+        assert "<html" in (tutorial.build / "notebooks" / f"{name}.html").read_text()[:500].lower()
 
 
-def cells(notebook) -> list[tuple[str, str]]:
-    return [(cell.cell_type, cell.source) for cell in notebook.cells]
+@on_the_tutorial
+@pytest.mark.parametrize("step", READMES)
+def test_every_command_of_the_step_readme_ran(tutorial, step):
+    # Each runnable command of the README, in order, in that step's part of the transcript.
+    part = tutorial.transcript.split(f"=== {step}: the commands of")[1].split(f"=== {step}: ok")[0]
+    position = 0
+    for block in parse(REPO / step / "README.md"):
+        for command in [] if block.not_run else block.commands:
+            found = part.find(f"[{step}]$ {command.text}\n", position)
+            assert found >= 0, f"{step}/README.md:{command.line}: {command.text!r} did not run"
+            position = found + 1
+
+
+@on_the_tutorial
+def test_step_3_readme_baselines_a_database_that_create_all_made(tutorial):
+    transcript = tutorial.transcript
+    assert "holds tables (blogs, users) but no migration history" in transcript
+    assert "The schema matches revision" in transcript
 
 
 def test_every_step_has_a_notebook():
-    assert NAMES == ["00-start", "01-versioned", "02-generate", "03-apply"]
+    # NN-name narrates STEPS[NN], compared with STEPS[NN - 1].
+    assert [int(name[:2]) for name in NAMES] == list(range(len(STEPS)))
 
 
 @pytest.mark.parametrize("name", NAMES)
 def test_pair_is_in_sync(name):
-    source = jupytext.read(NOTEBOOKS / f"{name}.py")
-    paired = nbformat.read(NOTEBOOKS / f"{name}.ipynb", as_version=4)
-    assert cells(paired) == cells(source), f"run `make sync` after editing {name}.py"
-    assert all(not cell.get("outputs") for cell in paired.cells), f"{name}.ipynb holds outputs"
-    assert paired.metadata["kernelspec"]["name"] == "python3"
-    assert "py:percent" in paired.metadata["jupytext"]["formats"]
+    # Outputs that Jupyter saved are no edit (tests/test_jupyter.py); a cell not synced is.
+    assert pair_differences(NOTEBOOKS / f"{name}.py") == []
 
 
 def outputs(notebook) -> tuple[str, str]:
@@ -82,6 +120,7 @@ EXPECTED = {
         "UNIQUE KEY `uq_users_email` (`email`)",
         "FOREIGN KEY (`author_id`) REFERENCES `users` (`id`) ON DELETE SET NULL",
         "Unknown column 'users.title'",  # create_all() did not add the new column
+        "lines of traceback left out",  # only the line that says what went wrong
     ],
     "01-versioned": [
         "+++ step-1-versioned/alembic.ini",
@@ -119,13 +158,81 @@ EXPECTED = {
 }
 
 
+# Alembic logs to stderr, the SQL goes to stdout: shown in the order they were printed.
+IN_ORDER = {"02-generate": [("Generating static SQL", "CREATE TABLE alembic_version")]}
+
+
+@on_the_tutorial
 @pytest.mark.parametrize("name", NAMES)
-def test_notebook_runs_and_shows_its_step(name, server, tmp_path):
-    # Each notebook on its own, in a fresh kernel; it makes its own databases.
-    environ = {**server.environ, "TUTORIAL_BUILD_DIR": str(tmp_path)}
-    notebook = execute(NOTEBOOKS / f"{name}.py", environ=environ)
-    text, html = outputs(notebook)
+def test_notebook_shows_its_step(tutorial, name):
+    # Each notebook ran in a kernel of its own, making its own databases.
+    text, html = outputs(tutorial.notebook(name))
     for expected in EXPECTED[name]:
         assert expected in text, f"{name}: {expected!r} not shown"
     if name != "00-start":
         assert "<span" in html, f"{name}: the diff is not colored in Jupyter"
+    assert "Traceback" not in text, f"{name}: a traceback is shown where one line would do"
+    for first, then in IN_ORDER.get(name, []):  # stderr and stdout, as a terminal shows them
+        assert text.index(first) < text.index(then), f"{name}: {first!r} after {then!r}"
+    narrated = unnarrated(name, text)
+    assert narrated == [], f"{name}: changed, but never shown file by file: {narrated}"
+
+
+def browser() -> str | None:
+    for name in ("chromium-headless-shell", "chromium", "chromium-browser", "google-chrome"):
+        if shutil.which(name):
+            return shutil.which(name)
+    return None
+
+
+# Put into a copy of the exported page: whether each <pre> renders in a monospace font.
+FONT_CHECK = """<script>
+window.addEventListener("load", () => {
+  const canvas = document.createElement("canvas").getContext("2d");
+  const proportional = [];
+  const checked = document.querySelectorAll("pre");
+  for (const element of checked) {
+    canvas.font = getComputedStyle(element).font;
+    if (canvas.measureText("iiiiiiiiii").width !== canvas.measureText("MMMMMMMMMM").width)
+      proportional.push(element.textContent.slice(0, 80));
+  }
+  const out = document.createElement("div");
+  out.id = "font-check";
+  out.textContent = JSON.stringify({checked: checked.length, proportional});
+  document.body.appendChild(out);
+});
+</script>"""
+
+
+@on_the_tutorial
+@pytest.mark.parametrize("name", NAMES)
+def test_html_export_shows_code_diffs_and_sql_in_monospace(tutorial, name, tmp_path):
+    chromium = browser()
+    if chromium is None:
+        pytest.skip("no headless Chromium here (.ci/run installs chromium-headless-shell)")
+    page = tmp_path / f"{name}.html"
+    exported = (tutorial.build / "notebooks" / f"{name}.html").read_text()
+    page.write_text(exported.replace("</body>", FONT_CHECK + "</body>"))
+    result = subprocess.run(
+        [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--dump-dom", page.as_uri()],
+        capture_output=True, text=True, timeout=120,
+    )
+    found = re.search(r'<div id="font-check">(.*?)</div>', result.stdout)
+    assert found, result.stderr[-2000:]
+    report = json.loads(found.group(1).replace("&quot;", '"').replace("&amp;", "&"))
+    assert report["checked"] > 5 and report["proportional"] == [], report
+
+
+def step_pair(name: str) -> tuple[str, str] | None:
+    """The two step folders notebook NN-... narrates: STEPS[NN-1] -> STEPS[NN]."""
+    number = int(name[:2])
+    return (STEPS[number - 1], STEPS[number]) if number else None
+
+
+def unnarrated(name: str, text: str) -> list[str]:
+    """The files that notebook's step changes whose hunks it never showed."""
+    pair = step_pair(name)
+    if pair is None:
+        return []
+    old, new = (REPO / step for step in pair)
+    return [c.name for c in file_changes(old, new) if c.header not in text]

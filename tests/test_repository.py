@@ -1,6 +1,7 @@
 """The repository's promises: small step diffs, matching pins, self-contained step folders."""
 
 import re
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -96,3 +97,24 @@ def test_revisions_named_in_readmes_exist(readme):
         if revision == "20261127093000":  # the READMEs' example of a revision
             continue
         assert list(versions.glob(f"{revision}_*.py")), f"{readme}: {revision}"
+
+
+def readme_diff_commands() -> list[str]:
+    text = (ROOT / "README.md").read_text()
+    return re.findall(r"^(diff -ruN .*)$", text, flags=re.MULTILINE)
+
+
+def test_readme_diff_commands_show_what_each_step_teaches():
+    commands = readme_diff_commands()
+    assert len(commands) == len(STEPS) - 1
+    for command, (old, new) in zip(commands, zip(STEPS, STEPS[1:])):
+        assert command.split()[-2:] == [old, new]
+        for extra in ([], ["-x", "README.md"]):
+            args = [*command.split()[:-2], *extra, old, new]
+            result = subprocess.run(args, cwd=ROOT, capture_output=True, text=True)
+            assert result.returncode == 1, result.stderr  # 1: the folders differ
+            for added in sorted(changes(ROOT / old, ROOT / new)["added"]):
+                lines = (ROOT / new / added).read_text().splitlines()
+                shown = [l[1:] for l in result.stdout.splitlines() if l.startswith("+")]
+                assert all(line in shown for line in lines), f"{new}/{added} is not shown in full"
+            assert (f"+++ {new}/README.md" in result.stdout) == (not extra)

@@ -64,6 +64,9 @@ class Server:
     url: URL
     source: str
     _stop: Callable[[], None] | None = field(default=None, repr=False)
+    # A server the kit started on this machine: its process id and its temporary folder.
+    pid: int | None = None
+    workdir: Path | None = None
 
     @property
     def environ(self) -> dict[str, str]:
@@ -295,7 +298,10 @@ def server_workdir_parent() -> Path:
     (a TMPDIR in the home folder, /run/user/...) is refused and `--initialize-insecure` fails.
     /tmp also keeps the socket path short (Unix sockets allow about 100 characters; macOS's
     TMPDIR alone takes 50). Where there is no /tmp (Windows), the temporary folder.
+    TUTORIAL_SERVER_DIR, when set, says where instead (the tests give each run its own).
     """
+    if os.environ.get("TUTORIAL_SERVER_DIR"):
+        return Path(os.environ["TUTORIAL_SERVER_DIR"])
     tmp = Path("/tmp")
     if os.name == "posix" and tmp.is_dir() and os.access(tmp, os.W_OK | os.X_OK):
         return tmp
@@ -409,7 +415,10 @@ def start_local_server(binary: Path, *, timeout: float = 30, init_timeout: float
         args = serve_command(server_binary, workdir, port, as_root=as_root)
         process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         url = URL.create("mysql+pymysql", username="root", password="", host="127.0.0.1", port=port)
-        server = Server(url, f"local {server_binary.label}", partial(_stop, process, workdir))
+        server = Server(
+            url, f"local {server_binary.label}", partial(_stop, process, workdir),
+            pid=process.pid, workdir=workdir,
+        )
         try:
             _wait_until_ready(server, timeout=timeout, log=workdir / "error.log", process=process)
             return server

@@ -1,12 +1,20 @@
-"""What the notebooks call: diff two step folders, run a step's commands, look into MySQL.
+"""What the notebooks call: narrate a step's changes, run its commands, look into MySQL.
 
     from tutorial_kit.notebook import Tutorial
-    t = Tutorial("03-apply")          # finds MySQL through the kit
-    t.diff("step-2-generate", "step-3-apply")
+    t = Tutorial("03-apply")          # finds MySQL through the kit (once per kernel)
+    step = t.changes("step-2-generate", "step-3-apply")   # a table: file, added/changed, +/-
+    step.show("main.py")              # that file's hunks (a new file: its whole listing)
     app = t.copy("step-3-apply")      # work on a copy: the repository stays as it is
     db = t.database("production")
     t.sh(app, "python main.py", database_url=db)
     t.sql(db, "SHOW CREATE TABLE users")
+
+Everything shown is computed live from the step folders, so it cannot go stale. Each output
+carries plain text (what tests and terminals read) and HTML in a monospace font.
+
+A kernel finds or starts one server and keeps it: running the first cell again reuses it. A
+server the kernel started is stopped, and its data folder removed, when the kernel exits, and
+also when the kernel is killed (a watcher process, tutorial_kit.reaper, does it then).
 """
 
 from __future__ import annotations
@@ -21,9 +29,17 @@ from pathlib import Path
 import pymysql
 from sqlalchemy.engine import URL
 
-from tutorial_kit.diff import unified
-from tutorial_kit.mysql import find_server
+from tutorial_kit.diff import FileChange, file_changes
+from tutorial_kit.mysql import Server, find_server
+from tutorial_kit.reaper import watch
 from tutorial_kit.steps import REPO, build_dir, copy_step, run
+
+# Code, diffs and SQL read best in a monospace font, whatever the page's own font is.
+# Single quotes only: this goes inside style="..." attributes.
+MONOSPACE = (
+    "font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, 'DejaVu Sans Mono', "
+    "'Liberation Mono', monospace"
+)
 
 
 def _display(plain: str, html_text: str | None = None) -> None:
@@ -40,19 +56,132 @@ def _display(plain: str, html_text: str | None = None) -> None:
         display({"text/plain": plain, "text/html": html_text}, raw=True)
 
 
-def _highlight(code: str, lexer_name: str) -> str:
+def _highlight(code: str, lexer_name: str | None = None, filename: str | None = None) -> str:
+    """`code` as colored HTML, in a monospace font; by language name or by file name."""
     from pygments import highlight
     from pygments.formatters import HtmlFormatter
-    from pygments.lexers import get_lexer_by_name
+    from pygments.lexers import get_lexer_by_name, get_lexer_for_filename
+    from pygments.util import ClassNotFound
 
-    return highlight(code, get_lexer_by_name(lexer_name), HtmlFormatter(noclasses=True))
+    try:
+        lexer = get_lexer_by_name(lexer_name) if lexer_name else get_lexer_for_filename(filename)
+    except ClassNotFound:
+        lexer = get_lexer_by_name("text")
+    formatter = HtmlFormatter(noclasses=True, prestyles=f"{MONOSPACE}; margin: 0")
+    return highlight(code, lexer, formatter)
+
+
+def _caption(text: str) -> str:
+    return f'<div style="{MONOSPACE}; font-weight: bold; margin: 0.6em 0 0.2em">{text}</div>'
+
+
+def short_traceback(output: str) -> str:
+    """`output` with each Python traceback cut down to the line that says what went wrong."""
+    lines = output.splitlines()
+    starts = [i for i, line in enumerate(lines) if line == "Traceback (most recent call last):"]
+    if not starts:
+        return output
+    end = starts[-1] + 1
+    while end < len(lines) and (lines[end].startswith(" ") or not lines[end]):
+        end += 1  # the frames of the last traceback; the exception comes after them
+    error = lines[end] if end < len(lines) else ""
+    left_out = len(lines) - starts[0] - 1
+    note = f"[{left_out} lines of traceback left out; t.sh(..., traceback=True) shows them]"
+    return "\n".join([*lines[: starts[0]], error, note])
+
+
+class StepChanges:
+    """What one step changes compared with the one before: a table, then file by file."""
+
+    def __init__(self, old: str, new: str):
+        self.old, self.new = old, new
+        self.files: dict[str, FileChange] = {
+            c.name: c for c in file_changes(REPO / old, REPO / new)
+        }
+
+    def __repr__(self) -> str:
+        return f"<StepChanges {self.old} -> {self.new}: {len(self.files)} files>"
+
+    def table(self) -> None:
+        """Each changed file with how it changed and its line counts, as `diffstat` would."""
+        counted = lambda c: f"+{c.plus}" + (f" -{c.minus}" if c.minus else "")
+        width = max(len(name) for name in self.files)
+        plain = [f"{self.old}/ -> {self.new}/", f"{'file':<{width}}  {'change':<8} lines"]
+        rows = []
+        for c in self.files.values():
+            plain.append(f"{c.name:<{width}}  {c.kind:<8} {counted(c)}")
+            rows.append(
+                f'<tr><td style="text-align: left; {MONOSPACE}">{html.escape(c.name)}</td>'
+                f'<td style="text-align: left">{c.kind}</td>'
+                f'<td style="text-align: right; {MONOSPACE}">'
+                f'<span style="color: #080">+{c.plus}</span> '
+                f'<span style="color: #b00">{"-" + str(c.minus) if c.minus else ""}</span></td></tr>'
+            )
+        head = (
+            f'<caption style="{MONOSPACE}; text-align: left">{html.escape(self.old)}/ &rarr; '
+            f'{html.escape(self.new)}/</caption><tr><th style="text-align: left">file</th>'
+            '<th style="text-align: left">change</th><th style="text-align: right">lines</th></tr>'
+        )
+        _display("\n".join(plain), f"<table>{head}{''.join(rows)}</table>")
+
+    def show(self, *names: str, collapsed: bool = False) -> None:
+        """Each named file's hunks; a new file in full, highlighted as its language.
+
+        `collapsed` folds the HTML under its caption (for a long README), the text stays whole.
+        """
+        for name in names:
+            if name not in self.files:
+                raise ValueError(
+                    f"{name} does not differ between {self.old}/ and {self.new}/; "
+                    f"these do: {', '.join(self.files)}"
+                )
+            c = self.files[name]
+            path = f"{self.new if c.kind != 'removed' else self.old}/{name}"
+            if c.kind == "added":
+                what = f"new file, {c.plus} lines" if c.plus else "new empty file"
+                listing = (REPO / self.new / name).read_text()
+                body = _highlight(listing, filename=name) if listing else ""
+            else:
+                what = f"{c.kind}, +{c.plus} -{c.minus}"
+                body = _highlight("".join(c.diff.splitlines(keepends=True)[2:]), "diff")
+            caption = f'{html.escape(path)} <span style="font-weight: normal">({what})</span>'
+            if collapsed:
+                rich = f"<details><summary>{_caption(caption)}</summary>{body}</details>"
+            else:
+                rich = _caption(caption) + body
+            _display(c.diff.rstrip("\n"), rich)
+
+
+# One server per kernel: running the first cell again must not start a second one.
+_server: Server | None = None
+
+
+def shared_server() -> Server:
+    """The kernel's server: found (or started) once, then reused while it answers."""
+    global _server
+    if _server is not None:
+        try:
+            _server.connect(timeout=2).close()
+            return _server
+        except pymysql.MySQLError:
+            _server.stop()
+    _server = find_server()
+    watch(_server)  # stops it and removes its data even if this kernel is killed
+    atexit.register(_server.stop)
+    return _server
 
 
 class Tutorial:
     """One notebook's workspace: a MySQL server, its own databases, copies of step folders."""
 
+    _current: dict[str, Tutorial] = {}
+
     def __init__(self, name: str):
-        self.server = find_server()
+        previous = Tutorial._current.get(name)
+        if previous is not None:  # the first cell, run again: start over, on the same server
+            previous.close()
+        Tutorial._current[name] = self
+        self.server = shared_server()
         self.work = build_dir() / "work" / name
         shutil.rmtree(self.work, ignore_errors=True)
         self.work.mkdir(parents=True)
@@ -70,10 +199,11 @@ class Tutorial:
         """A copy of a step folder to work in, as a reader would clone the repository."""
         return copy_step(step, self.work)
 
-    def diff(self, old: str, new: str) -> None:
-        """Show `diff -ru old new`, computed from the two step folders as they are now."""
-        text = unified(REPO / old, REPO / new)
-        _display(text, _highlight(text, "diff"))
+    def changes(self, old: str, new: str) -> StepChanges:
+        """Show what `new` changes compared with `old`, as a table; `.show(file)` goes on."""
+        step = StepChanges(old, new)
+        step.table()
+        return step
 
     def edit(self, path: Path, old: str, new: str) -> None:
         """Replace `old` with `new` in a copied file, and show the change as a diff."""
@@ -81,23 +211,34 @@ class Tutorial:
         if old not in before:
             raise ValueError(f"{old!r} is not in {path.name}")
         path.write_text(before.replace(old, new))
+        name = f"{path.parent.name}/{path.name}"
         text = "".join(difflib.unified_diff(
-            before.splitlines(keepends=True), path.read_text().splitlines(keepends=True),
-            f"{path.parent.name}/{path.name}", f"{path.parent.name}/{path.name}",
+            before.splitlines(keepends=True), path.read_text().splitlines(keepends=True), name, name,
         ))
-        _display(text, _highlight(text, "diff"))
+        _display(text, _caption(html.escape(name)) + _highlight(text.split("\n", 2)[2], "diff"))
 
-    def show(self, path: Path | str, language: str = "python") -> None:
+    def show(self, path: Path | str, language: str | None = None) -> None:
+        """A file's listing, highlighted as `language` (by default: guessed from its name)."""
         path = Path(path)
         text = path.read_text()
-        _display(f"# {path.name}\n{text}", f"<b>{html.escape(path.name)}</b>" + _highlight(text, language))
+        rich = _caption(html.escape(path.name)) + _highlight(text, language, filename=path.name)
+        _display(f"# {path.name}\n{text}", rich)
 
-    def sh(self, step_dir: Path, command: str, *, expect: int | None = 0, **urls) -> None:
-        """Run `command` (python ...) in step_dir as in a terminal; print what it prints."""
+    def sh(
+        self, step_dir: Path, command: str, *, expect: int | None = 0, traceback: bool = False,
+        **urls,
+    ) -> None:
+        """Run `command` (python ...) in step_dir as in a terminal; print what it prints.
+
+        When the command fails as expected, a Python traceback is cut down to its last
+        line, the one that says what went wrong (`traceback=True` keeps all of it).
+        """
         args = shlex.split(command)
         assert args[0] == "python", "the notebooks run Python commands only"
-        result = run(step_dir, *args[1:], **urls)
-        output = (result.stdout + result.stderr).rstrip()
+        result = run(step_dir, *args[1:], merged=True, **urls)
+        output = result.stdout.rstrip()
+        if result.returncode and result.returncode == expect and not traceback:
+            output = short_traceback(output)
         print(f"{step_dir.name}$ {command}")
         if output:
             print(output)
@@ -130,10 +271,10 @@ class Tutorial:
             print(f"({len(rows)} row{'s' if len(rows) != 1 else ''})")
 
     def close(self) -> None:
+        """Drop this notebook's databases; the kernel's server stays for the next Tutorial."""
         for url in self._databases:
             try:
                 self.server.drop_database(url)
             except pymysql.MySQLError:
                 pass
         self._databases.clear()
-        self.server.stop()

@@ -17,6 +17,36 @@ def sources() -> list[Path]:
     return sorted(p for p in NOTEBOOKS.glob("[0-9][0-9]-*.py"))
 
 
+def pair_differences(source: Path) -> list[str]:
+    """How `NN-name.ipynb` differs from its source `NN-name.py`: cells, kinds, text, kernel.
+
+    Outputs, execution counts and the metadata Jupyter adds are not compared: running and
+    saving a notebook is no edit. A changed cell that `make sync` did not carry over is.
+    """
+    import jupytext
+    import nbformat
+
+    paired = source.with_suffix(".ipynb")
+    if not paired.exists():
+        return [f"{paired.name} is missing"]
+    text, notebook = jupytext.read(source), nbformat.read(paired, as_version=4)
+    cells = lambda nb: [(cell.cell_type, cell.source) for cell in nb.cells]
+    found = []
+    mine, theirs = cells(text), cells(notebook)
+    if mine != theirs:
+        pairs = enumerate(zip(mine, theirs), 1)
+        first = next((i for i, (a, b) in pairs if a != b), min(len(mine), len(theirs)) + 1)
+        found.append(
+            f"cell {first} differs ({len(mine)} cells in {source.name}, {len(theirs)} in "
+            f"{paired.name}): run `make sync` after editing {source.name}"
+        )
+    if notebook.metadata.get("kernelspec", {}).get("name") != "python3":
+        found.append(f"{paired.name} has no python3 kernelspec")
+    if "py:percent" not in notebook.metadata.get("jupytext", {}).get("formats", ""):
+        found.append(f"{paired.name} is not paired with a py:percent file")
+    return found
+
+
 @contextmanager
 def _environ(values: dict[str, str]):
     saved = {k: os.environ.get(k) for k in values}

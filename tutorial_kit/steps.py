@@ -28,10 +28,10 @@ def build_dir() -> Path:
 _IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc", ".pytest_cache")
 
 
-def copy_step(name: str, dest: Path) -> Path:
+def copy_step(name: str, dest: Path, *, root: Path = REPO) -> Path:
     """A copy of step folder `name` at dest/name, as a reader who copied it would have."""
     target = Path(dest) / name
-    shutil.copytree(REPO / name, target, ignore=_IGNORE)
+    shutil.copytree(root / name, target, ignore=_IGNORE)
     return target
 
 
@@ -61,18 +61,21 @@ def run(
     dev_database_url=None,
     env: dict[str, str] | None = None,
     timeout: float = 300,
+    merged: bool = False,
 ) -> subprocess.CompletedProcess[str]:
     """`python ARGS...` in step_dir, as a script runs it; output captured as text.
 
     `env` adds to (or overrides) the environment, e.g. DOCKER_HOST. No terminal: a command
-    that would ask a question answers it from its arguments or refuses.
+    that would ask a question answers it from its arguments or refuses. `merged` puts stderr
+    into stdout, in the order a terminal shows them (Alembic logs to stderr).
     """
     return subprocess.run(
         [sys.executable, *args],
         cwd=step_dir,
         stdin=subprocess.DEVNULL,
         env={**step_env(database_url, dev_database_url), **(env or {})},
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT if merged else subprocess.PIPE,
         text=True,
         timeout=timeout,
     )

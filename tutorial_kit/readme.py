@@ -1,0 +1,264 @@
+"""Run the shell blocks of a step's README.md exactly as a reader would type them.
+
+`make tutorial` and the tests run every step this way: the READMEs are the one source of truth
+for the terminal walk. Each step runs in a fresh copy of its folder, against a fresh `app` and
+`dev` database on the kit's server, its blocks in order, one line at a time.
+
+The convention a README follows (write new blocks to it):
+
+Which blocks run
+    Fenced blocks whose language is `sh` or `bash`. Put `<!-- not run: REASON -->` on the line
+    just before the fence to leave a block out (one that needs Docker, say). Other languages
+    (`text`, `python`, ...) are never run.
+
+Where a block starts from
+    The first block of a step starts from empty databases; each next block goes on from where
+    the previous one left them. `<!-- run after: STEP [STEP ...] -->` just before the fence
+    gives that block fresh databases and first runs the blocks of the named step folders
+    against them, each in a fresh copy (as a reader who followed those steps has them):
+    step-3's "a database that create_all() made" says `<!-- run after: start -->`.
+
+How each line runs
+    - Blank lines and `# comment` lines are skipped; a line ending in `\\` goes on on the next.
+    - `python -m pip install ...` (or `pip install ...`) is skipped: .venv has the pins.
+    - `export DATABASE_URL=...` and `export DEV_DATABASE_URL=...` point the variable at this
+      run's `app` and `dev` database instead of the URL written (the kit's server, not
+      127.0.0.1:3306). Any other `export NAME=VALUE` is set as written.
+    - `cd DIR` changes the folder for the lines after it.
+    - Anything else runs in bash, in the copied folder, where `python` is the kit's Python; it
+      must exit 0.
+    - A trailing comment that starts with `# error` marks a command the README shows failing
+      (`python migrate.py upgrade   # error: ... run baseline`): it must exit non-zero, and
+      cleanly, without a Python traceback.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sqlalchemy.engine import URL
+
+from tutorial_kit.mysql import Server
+from tutorial_kit.steps import REPO, copy_step, step_env, url_text
+
+RUN_LANGUAGES = {"sh", "bash"}
+DATABASE_VARIABLES = {"DATABASE_URL": "app", "DEV_DATABASE_URL": "dev"}
+_PIP = re.compile(r"^(python3? -m )?pip3? install\b")
+_DIRECTIVE = re.compile(r"^<!--\s*(not run|run after)\s*:\s*(.*?)\s*-->$", re.DOTALL)
+
+
+class ReadmeError(Exception):
+    """A README that breaks the convention, or a command that did not do what it shows."""
+
+
+@dataclass(frozen=True)
+class Command:
+    line: int  # where it starts in the README, for messages
+    text: str  # as written, without its trailing comment
+    comment: str  # the trailing comment, without '#'
+
+    @property
+    def expects_failure(self) -> bool:
+        return self.comment.lower().startswith("error")
+
+    @property
+    def skipped(self) -> str | None:
+        """Why the runner does not run this line, or None."""
+        return "the pinned requirements are in .venv" if _PIP.match(self.text) else None
+
+
+@dataclass(frozen=True)
+class Block:
+    line: int
+    commands: tuple[Command, ...]
+    not_run: str | None = None  # the reason, when `<!-- not run: ... -->`
+    run_after: tuple[str, ...] = ()  # the steps of `<!-- run after: ... -->`
+
+
+def split_comment(line: str) -> tuple[str, str]:
+    """(command, trailing comment): a `#` that starts a word outside quotes starts a comment."""
+    quote = None
+    for i, char in enumerate(line):
+        if quote:
+            if char == quote:
+                quote = None
+            elif char == "\\" and quote == '"':
+                continue
+        elif char in "'\"":
+            quote = char
+        elif char == "#" and (i == 0 or line[i - 1].isspace()):
+            return line[:i].rstrip(), line[i + 1 :].strip()
+    return line.rstrip(), ""
+
+
+def parse(readme: Path) -> list[Block]:
+    """The shell blocks of a README, with their directives and commands."""
+    from markdown_it import MarkdownIt
+
+    text = readme.read_text()
+    tokens = MarkdownIt("commonmark").parse(text)
+    blocks: list[Block] = []
+    for index, token in enumerate(tokens):
+        if token.type != "fence" or (token.info.split() or [""])[0] not in RUN_LANGUAGES:
+            continue
+        start = token.map[0] + 1  # 1-based line of the fence
+        not_run, run_after = None, ()
+        before = tokens[index - 1] if index else None
+        comment = before.content.strip() if before is not None and before.type == "html_block" else ""
+        if comment and before.map[1] == token.map[0] and re.search(r"\brun\b", comment):
+            found = _DIRECTIVE.match(comment)
+            if found is None:
+                raise ReadmeError(
+                    f"{readme}:{before.map[0] + 1}: unknown directive {comment!r}; "
+                    "use <!-- not run: REASON --> or <!-- run after: STEP ... -->"
+                )
+            kind, value = found.groups()
+            if kind == "not run":
+                not_run = value or "no reason given"
+            else:
+                run_after = tuple(value.split())
+                root = readme.parent.parent  # the step folders sit side by side
+                missing = [s for s in run_after if not (root / s / "README.md").is_file()]
+                if missing or not run_after:
+                    raise ReadmeError(f"{readme}:{before.map[0] + 1}: no step folder {missing}")
+        blocks.append(Block(start, tuple(_commands(token.content, start + 1)), not_run, run_after))
+    return blocks
+
+
+def _commands(content: str, first_line: int) -> list[Command]:
+    commands: list[Command] = []
+    pending, pending_line = "", 0
+    for offset, raw in enumerate(content.splitlines()):
+        if not pending:
+            pending_line = first_line + offset
+        text, comment = split_comment(raw)
+        if text.endswith("\\"):  # continued on the next line; a comment cannot precede `\`
+            pending += text[:-1] + " "
+            continue
+        text = (pending + text).strip()
+        pending = ""
+        if text:
+            commands.append(Command(pending_line, text, comment))
+    if pending.strip():
+        commands.append(Command(pending_line, pending.strip(), ""))
+    return commands
+
+
+@dataclass
+class Databases:
+    """The run's `app` and `dev` databases; `fresh()` replaces both."""
+
+    server: Server
+    urls: dict[str, URL] = field(default_factory=dict)
+    made: list[URL] = field(default_factory=list)
+
+    def fresh(self) -> None:
+        for name in ("app", "dev"):
+            self.urls[name] = self.server.create_database(name)
+            self.made.append(self.urls[name])
+
+    def drop(self) -> None:
+        for url in self.made:
+            self.server.drop_database(url)
+        self.made.clear()
+
+
+class ReadmeRun:
+    """Runs step READMEs; `say` gets the transcript, one line at a time."""
+
+    def __init__(
+        self, server: Server, work: Path, say: Callable[[str], None] = print, root: Path = REPO
+    ):
+        self.server = server
+        self.work = work
+        self.say = say
+        self.root = root  # where the step folders are
+        self.bin = _python_bin(work)
+
+    def step(self, name: str) -> None:
+        """Every runnable block of `name`/README.md, in a fresh copy, on fresh databases."""
+        databases = Databases(self.server)
+        try:
+            databases.fresh()
+            self._walk(name, self.work / name, databases, depth=0)
+        finally:
+            databases.drop()
+
+    def _walk(self, name: str, dest: Path, databases: Databases, depth: int) -> None:
+        readme = self.root / name / "README.md"
+        shutil.rmtree(dest / name, ignore_errors=True)
+        folder = copy_step(name, dest, root=self.root)
+        env: dict[str, str] = {}  # what the README exported so far
+        cwd = folder
+        for number, block in enumerate(parse(readme), 1):
+            where = f"{name}/README.md:{block.line}"
+            if block.not_run:
+                self.say(f"# {where}: not run ({block.not_run})")
+                continue
+            if block.run_after:
+                databases.fresh()
+                self.say(f"# {where}: fresh databases, after {', '.join(block.run_after)}")
+                for other in block.run_after:
+                    self._walk(other, dest / f"after-{depth}-{number}", databases, depth + 1)
+            for command in block.commands:
+                cwd = self._run(name, folder, cwd, command, env, databases, readme)
+
+    def _run(self, name, folder, cwd, command, env, databases, readme) -> Path:
+        where = f"{readme.parent.name}/README.md:{command.line}"
+        prompt = f"[{name}{'' if cwd == folder else '/' + cwd.relative_to(folder).as_posix()}]$"
+        self.say(f"{prompt} {command.text}")
+        if command.skipped:
+            self.say(f"    (not run: {command.skipped})")
+            return cwd
+        words = shlex.split(command.text)
+        if words[0] == "export":
+            for assignment in words[1:]:
+                variable, _, value = assignment.partition("=")
+                env[variable] = DATABASE_VARIABLES.get(variable, value)
+                if variable in DATABASE_VARIABLES:
+                    self.say(f"    ({variable}: this run's `{env[variable]}` database)")
+            return cwd
+        if words[0] == "cd":
+            target = (cwd / (words[1] if len(words) > 1 else ".")).resolve()
+            if not target.is_dir():
+                raise ReadmeError(f"{where}: no folder {words[1]!r}")
+            return target
+        values = {
+            k: url_text(databases.urls[v]) if k in DATABASE_VARIABLES else v for k, v in env.items()
+        }
+        process_env = {**step_env(), **values, "PATH": f"{self.bin}{os.pathsep}{os.environ['PATH']}"}
+        result = subprocess.run(
+            ["bash", "-c", command.text], cwd=cwd, env=process_env, stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT, text=True, timeout=300,
+        )
+        for line in result.stdout.rstrip().splitlines():
+            self.say(f"    {line}")
+        if command.expects_failure:
+            if result.returncode == 0:
+                raise ReadmeError(f"{where}: `{command.text}` succeeded; the README shows it failing")
+            if "Traceback (most recent call last)" in result.stdout:
+                raise ReadmeError(f"{where}: `{command.text}` failed with a traceback")
+            self.say(f"    [exit status {result.returncode}, as the README shows]")
+        elif result.returncode != 0:
+            raise ReadmeError(f"{where}: `{command.text}` exited {result.returncode}")
+        return cwd
+
+
+def _python_bin(work: Path) -> Path:
+    """A folder whose `python` is the kit's own (a venv's bin/, or a link made for it)."""
+    here = Path(sys.executable).parent
+    if (here / "python").exists():
+        return here
+    shim = work / ".bin"
+    shim.mkdir(parents=True, exist_ok=True)
+    if not (shim / "python").exists():
+        (shim / "python").symlink_to(sys.executable)
+    return shim

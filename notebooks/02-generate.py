@@ -48,8 +48,9 @@ step = t.changes("step-1-versioned", "step-2-generate")
 # ### `generate.py`: the command
 #
 # `python generate.py NAME` is `atlas migrate diff NAME`. It plans on a throwaway database, never
-# on the app's; warns when autogenerate wrote a rename as a drop and an add; and proves the new
-# revision runs before it reports success.
+# on the app's; asks before it writes a rename as a drop and an add (or, in a script, refuses
+# until `--rename` or `--drop` answers); proves the new revision runs before it reports success;
+# and records it in the checksum file.
 
 # %%
 step.show("generate.py")
@@ -63,6 +64,17 @@ step.show("generate.py")
 
 # %%
 step.show("devdb.py")
+
+# %% [markdown]
+# ### `integrity.py` and `migrations/revisions.sum`: the checksum file
+#
+# Atlas's `atlas.sum`: a hash per revision file, each covering the files before it, and a first
+# line that sums them all. `generate.py` writes it; from step 3 on, a revision added, edited or
+# removed without re-hashing is refused before anything runs. Chained hashes make two branches
+# that each add a revision conflict in git, instead of merging into two heads.
+
+# %%
+step.show("integrity.py", "migrations/revisions.sum")
 
 # %% [markdown]
 # ### `requirements.txt`: the Docker SDK, for the container fallback
@@ -138,6 +150,13 @@ t.edit(app / "models.py", email, email + title)
 t.sh(app, "python generate.py add_user_title", dev_database_url=dev)
 [new] = (app / "migrations" / "versions").glob("*_add_user_title.py")
 t.show(new)
+
+# %% [markdown]
+# The planner also recorded the new file in the checksum file, its hash chained after
+# `initialize`'s:
+
+# %%
+t.show(app / "migrations" / "revisions.sum")
 
 # %% [markdown]
 # ## A rename is not a drop

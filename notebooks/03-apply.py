@@ -30,10 +30,12 @@
 # | `python migrate.py status` | `atlas migrate status` |
 # | `python migrate.py upgrade` (under a MySQL named lock) | `atlas migrate apply` |
 # | `python migrate.py baseline REV` (schema checked first) | `atlas migrate apply --baseline VERSION` |
-# | `alembic_version` table | `atlas_schema_revisions` table |
+# | `alembic_version` + `alembic_history` tables | `atlas_schema_revisions` table |
+# | `python migrate.py hash` | `atlas migrate hash` |
 
 # %%
 from tutorial_kit.notebook import Tutorial
+from tutorial_kit.revisions import write_revision
 
 t = Tutorial("03-apply")
 
@@ -64,21 +66,43 @@ step.show("main.py")
 step.show("revisions.py")
 
 # %% [markdown]
-# ### `migrate.py`: status, upgrade, baseline
+# ### `migrate.py`: status, upgrade, baseline, hash
 #
-# `atlas migrate status`, `apply` and `apply --baseline`. `upgrade` and `baseline` run under a
-# MySQL named lock, so replicas deploying at once migrate one at a time; `upgrade` refuses a
-# database that `create_all()` made; `baseline` checks the schema before it stamps.
+# `atlas migrate status`, `apply`, `apply --baseline` and `hash`. `upgrade` refuses a database
+# that `create_all()` made; `baseline` checks the schema before it stamps; `status` shows what
+# ran and what failed; all three check the checksum file first.
 
 # %%
 step.show("migrate.py")
 
 # %% [markdown]
+# ### `migrations/env.py`, `lock.py`, `history.py`: plain Alembic made as safe
+#
+# Every alembic command, `python -m alembic upgrade head` as much as `migrate.py upgrade`, runs
+# under a MySQL named lock (`GET_LOCK`), so replicas deploying at once migrate one at a time,
+# and records each revision it applies, stamps or fails in `alembic_history` through Alembic's
+# `on_version_apply` hook: Atlas's `atlas_schema_revisions`. One transaction per revision keeps
+# every completed revision recorded when a later one fails.
+
+# %%
+step.show("migrations/env.py", "lock.py", "history.py")
+
+# %% [markdown]
+# ### `integrity.py`: the checksum file, verified
+#
+# From this step on, the revision files must match `migrations/revisions.sum`: one edited, added
+# or removed by hand is named, and refused until `python migrate.py hash`.
+
+# %%
+step.show("integrity.py")
+
+# %% [markdown]
 # ### `schema_compare.py`: what `baseline` checks
 #
-# Tables, columns (type, nullability, default, auto-increment), primary keys, indexes, unique
-# constraints and foreign keys with their `ON DELETE`, normalised so that MySQL's and MariaDB's
-# spellings of the same thing compare equal.
+# Tables (engine, collation, comment), columns (type, nullability, default, auto-increment,
+# collation, comment), primary keys, indexes, foreign keys with their `ON DELETE`, and CHECK
+# constraints, on a planning database made with production's own character set and collation;
+# normalised, so that MySQL's and MariaDB's spellings of the same thing compare equal.
 
 # %%
 step.show("schema_compare.py")
@@ -150,37 +174,47 @@ t.sh(app, "python migrate.py status", **urls)
 t.sql(production, "SELECT * FROM alembic_version")
 
 # %% [markdown]
-# ## Deploy as usual from now on
-#
-# Ent's "new migration" page: users get an optional `title`. Change the model, plan the revision
-# on the dev database, and deploy: the new code refuses the old schema until `upgrade` has run.
+# `status` now shows the history, Atlas's `atlas_schema_revisions`: the baseline, when, and a
+# checksum of the revision file it trusted.
 
 # %%
-email = "    email: Mapped[str] = mapped_column(String(255), unique=True)\n"
-title = "    title: Mapped[str | None] = mapped_column(String(255))\n"
-t.edit(app / "models.py", email, email + title)
-t.sh(app, "python generate.py add_user_title", dev_database_url=dev)
-
-# %%
-t.sh(app, "python main.py", **urls, expect=1)
-t.sh(app, "python migrate.py status", **urls)
-t.sh(app, "python migrate.py upgrade", **urls)
-t.sh(app, "python main.py", **urls)
-
-# %% [markdown]
-# Production has the new column, its version table says so, and every row is still there:
-
-# %%
-t.sql(production, "SHOW CREATE TABLE users")
-t.sql(production, "SELECT * FROM alembic_version")
-t.sql(production, "SELECT (SELECT COUNT(*) FROM users) AS users, (SELECT COUNT(*) FROM blogs) AS blogs")
+t.sql(production, "SELECT revision, kind, executed_at, statements, LEFT(checksum, 12) AS checksum FROM alembic_history")
 after = [t.query(production, q) for q in everything.split("; ")]
 assert after == before, "rows changed"
 print(f"Every row is still there, unchanged: {len(after[0][1])} users, {len(after[1][1])} posts.")
 
 # %% [markdown]
-# Plain Alembic agrees: the database is at the head, and the models match the migrations.
+# ## When a revision fails half-way
+#
+# MySQL cannot roll DDL back. On a staging copy, a revision adds a column, then fails on its
+# next statement: the column stays. The command says so in one line, `alembic_history` keeps
+# it, and `status` shows it, as Atlas's "Last migration attempt had errors".
 
 # %%
-t.sh(app, "python -m alembic current", **urls)
-t.sh(app, "python -m alembic check", **urls)
+staging = t.database("staging")
+t.sh(app, "python migrate.py upgrade", database_url=staging)
+broken = write_revision(app, "add_nickname", """\
+    op.add_column("users", sa.Column("nickname", sa.String(40)))
+    op.execute("UPDATE users SET nick_name = name")
+""")
+t.sh(app, "python migrate.py hash")
+t.sh(app, "python migrate.py upgrade", database_url=staging, expect=1)
+t.sh(app, "python migrate.py status", database_url=staging)
+
+# %% [markdown]
+# Running it again would repeat what stayed applied, so `upgrade` (and plain `alembic upgrade
+# head`) refuse until told the database was repaired. Repair: fix the revision (`nick_name` was
+# a typo) and re-hash, undo what stayed applied, then `upgrade --repaired`:
+
+# %%
+t.sh(app, "python migrate.py upgrade", database_url=staging, expect=1)
+[path] = (app / "migrations" / "versions").glob(f"{broken}_*.py")
+t.edit(path, "nick_name", "nickname")
+t.sh(app, "python migrate.py hash")
+t.sql(staging, "ALTER TABLE users DROP COLUMN nickname")
+t.sh(app, "python migrate.py upgrade --repaired", database_url=staging)
+t.sql(staging, "SELECT revision, kind, statements, error FROM alembic_history")
+
+# %% [markdown]
+# Next: [04-new-migration](04-new-migration.ipynb) deploys a new revision to production, the
+# way every change goes from now on.

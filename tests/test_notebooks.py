@@ -141,19 +141,56 @@ EXPECTED = {
     ],
     "03-apply": [
         "+++ step-3-apply/migrate.py",
+        "+++ step-3-apply/history.py",
         "-    Base.metadata.create_all(engine)",
         "holds tables (blogs, users) but no migration history",
         "index users.uq_users_email is missing",
         "nothing was stamped",
         "stamped it as the current revision",
+        "Not compared: column order",
         "mysql> SELECT * FROM alembic_version;",
-        "ALTER TABLE users ADD COLUMN title VARCHAR(255)",  # planned on the dev database
-        "_add_user_title.py",
+        "History (oldest first, times in UTC):",
+        "Every row is still there, unchanged: 1001 users, 1002 posts.",
+        # A revision that fails half-way: said in one line, recorded, refused, repaired.
+        "failed at `UPDATE users SET nick_name = name`",
+        "Applied before it and kept (MySQL cannot roll back DDL): ALTER TABLE users ADD COLUMN nickname",
+        "Migration status: FAILED",
+        "Last migration attempt had errors:",
+        "then run `python migrate.py upgrade --repaired`",
+    ],
+    "04-new-migration": [
+        "+++ step-4-new-migration/models.py",
+        "+    op.add_column('users', sa.Column('title', sa.String(length=255), nullable=True))",
+        "this code needs",  # the new code refuses the old schema
         "  add_user_title",  # status: one revision pending
         "Upgraded from ",
         "`title` varchar(255) DEFAULT NULL",  # production has the column
         "Every row is still there, unchanged: 1001 users, 1002 posts.",
+        "nothing to generate",
         "No new upgrade operations detected",
+    ],
+    "05-custom-migration": [
+        "+++ step-5-custom-migration/migrate.py",
+        "+SEED = [",
+        "Jerome Seinfeld  jerry@seinfeld.io   Dr.",  # production's own Jerry, unchanged
+        "George Costanza  george@costanza.io  Mr.",
+        "Every user who was there is unchanged (1002); added: 1.",
+        "VALUES ('George Costanza', 'george@costanza.io', 'Mr.')",  # what the history recorded
+        "After the downgrade, the users are exactly those from before the upgrade.",
+        "Wrote migrations/versions/",
+        "error: checksum mismatch in migrations/revisions.sum:",
+        "_add_more_users.py was edited",
+        "Re-hashed migrations/versions into migrations/revisions.sum.",
+    ],
+    "06-verify-safety": [
+        "+++ step-6-verify-safety/lint.py",
+        "MF104 warning: Modifying nullable column \"title\" to non-nullable might fail",
+        "data: 1001 rows of users have a NULL title: this revision will fail",
+        "Lint failed.",
+        "no findings",
+        "INPLACE",  # what the ALTER costs, asked of the server
+        "Upgraded from ",
+        "Every user is still there, unchanged but for the title: 1003.",
     ],
 }
 

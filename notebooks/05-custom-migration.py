@@ -1,0 +1,135 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     notebook_metadata_filter: kernelspec,jupytext
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %%
+
+# %% [markdown]
+# # 05 · custom migration: data, written by hand
+#
+# automatic → versioned → generate → apply → new migration → **custom migration**
+#
+# Ent's "custom migrations". Autogenerate compares schemas; data, and anything it cannot see,
+# you write yourself. `migrate.py new` writes an empty revision and re-hashes; the reader fills
+# it in; `upgrade` then refuses the edited file ("checksum mismatch") until `migrate.py hash`
+# records it, as Atlas does.
+#
+# | Python (this repository) | Go (Atlas) |
+# |---|---|
+# | `python migrate.py new seed_users` | `atlas migrate new seed_users` |
+# | `op.execute(users.insert()...)` | `INSERT INTO users ...` in the .sql file |
+# | `python migrate.py hash` | `atlas migrate hash` |
+
+# %%
+from tutorial_kit.notebook import Tutorial
+
+t = Tutorial("05-custom-migration")
+
+# %% [markdown]
+# ## What changed since `step-4-new-migration/`
+#
+# `diff -ruN step-4-new-migration step-5-custom-migration`, file by file:
+
+# %%
+step = t.changes("step-4-new-migration", "step-5-custom-migration")
+
+# %% [markdown]
+# ### `migrate.py`: the `new` command
+#
+# An empty revision after the head, named by the time like the planner's, then re-hashed. It
+# refuses a directory that already differs from its checksums: re-hashing must not bless someone
+# else's unreviewed edit.
+
+# %%
+step.show("migrate.py")
+
+# %% [markdown]
+# ### `seed_users`: the revision written by hand
+#
+# Jerry Seinfeld and George Costanza, as on Ent's page. Written for a real production database:
+# a user who is already there with one of those emails is neither duplicated nor changed, and
+# the downgrade deletes only the users its upgrade inserted, which `alembic_history` recorded
+# (`op.inline_literal` writes the values into the SQL it records).
+
+# %%
+[seed] = [name for name in step.files if name.endswith("_seed_users.py")]
+step.show(seed, "migrations/revisions.sum")
+step.show("README.md", collapsed=True)
+
+# %% [markdown]
+# ## Production, as step 4 left it, with a Jerry of its own
+#
+# `create_all()`, a thousand users, baselined (step 3), `add_user_title` applied (step 4). And
+# one more user: production already has a `jerry@seinfeld.io`, a doctor.
+
+# %%
+production, dev = t.database("production"), t.database("dev")
+urls = dict(database_url=production, dev_database_url=dev)
+start, step_3, step_4 = t.copy("start"), t.copy("step-3-apply"), t.copy("step-4-new-migration")
+t.sh(start, "python main.py", **urls)
+users = [(f"User {i}", f"user{i}@example.com") for i in range(1, 1001)]
+t.server.insert_rows(production, "users", ["name", "email"], users)
+[first] = (step_3 / "migrations" / "versions").glob("*_initialize.py")
+t.sh(step_3, f"python migrate.py baseline {first.stem.split('_')[0]}", **urls)
+t.sh(step_4, "python migrate.py upgrade", **urls)
+t.sql(production, "INSERT INTO users (name, email, title) VALUES ('Jerome Seinfeld', 'jerry@seinfeld.io', 'Dr.')")
+before = t.query(production, "SELECT id, name, email, title FROM users ORDER BY id")
+
+# %% [markdown]
+# ## Deploy the seed
+#
+# The upgrade inserts George, leaves the doctor as he is, and fails on nothing:
+
+# %%
+seeded = t.copy("step-5-custom-migration")
+t.sh(seeded, "python migrate.py status", **urls)
+t.sh(seeded, "python migrate.py upgrade", **urls)
+t.sql(production, "SELECT id, name, email, title FROM users WHERE email IN ('jerry@seinfeld.io', 'george@costanza.io')")
+after = t.query(production, "SELECT id, name, email, title FROM users ORDER BY id")
+assert after[1][: len(before[1])] == before[1], "a user changed"
+print(f"Every user who was there is unchanged ({len(before[1])}); added: {len(after[1]) - len(before[1])}.")
+
+# %% [markdown]
+# What the history recorded of it, and why the downgrade can be exact: the INSERT it ran, with
+# its values. The downgrade removes George, and only George:
+
+# %%
+t.sql(production, "SELECT revision, kind, statements, applied_sql FROM alembic_history ORDER BY id DESC LIMIT 1")
+t.sh(seeded, "python -m alembic downgrade -1", **urls)
+assert t.query(production, "SELECT id, name, email, title FROM users ORDER BY id") == before
+print("After the downgrade, the users are exactly those from before the upgrade.")
+t.sh(seeded, "python migrate.py upgrade", **urls)
+
+# %% [markdown]
+# ## `new`, an edit, and the checksum
+#
+# Now write a revision by hand the way `seed_users` was written, in the same copy, tried on a
+# scratch database. The edit makes the file differ from `revisions.sum`: `upgrade` names it
+# and refuses, until it is re-hashed.
+
+# %%
+app = seeded
+scratch = t.database("scratch")
+t.sh(app, "python migrate.py new add_more_users")
+[more] = (app / "migrations" / "versions").glob("*_add_more_users.py")
+t.edit(more, '    """Upgrade schema."""\n    pass',
+       '    """Upgrade schema."""\n    op.execute("UPDATE users SET title = \'Ms.\' WHERE email = \'ada@example.com\'")')
+t.sh(app, "python migrate.py upgrade", database_url=scratch, expect=1)
+t.sh(app, "python migrate.py hash")
+t.sh(app, "python migrate.py upgrade", database_url=scratch)
+
+# %% [markdown]
+# Next: [06-verify-safety](06-verify-safety.ipynb) makes `title` required, and lints the
+# revision before it reaches production.

@@ -6,6 +6,7 @@ import copy
 import os
 import shutil
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -30,13 +31,15 @@ def leftovers(tmp: Path) -> list[str]:
     return found
 
 
-def test_a_killed_kernel_reuses_its_server_and_leaves_nothing_in_tmp(tmp_path):
+def test_a_killed_kernel_reuses_its_server_and_leaves_nothing_in_tmp(tmp_path, request):
     from jupyter_client.manager import start_new_kernel
 
     if kit.find_server_binary() is None:
         pytest.skip("no mysqld or mariadbd on this machine")
-    tmp = tmp_path / "tmp"
-    tmp.mkdir()
+    # Short: the server's socket lives in it, and a Unix socket path holds about 100 characters
+    # (pytest-xdist's tmp_path is longer than that allows).
+    tmp = Path(tempfile.mkdtemp(prefix="kernel-", dir="/tmp"))
+    request.addfinalizer(lambda: shutil.rmtree(tmp, ignore_errors=True))
     env = {
         **os.environ,
         "DATABASE_URL": "",  # no server given: the kernel starts a local one
@@ -54,7 +57,7 @@ def test_a_killed_kernel_reuses_its_server_and_leaves_nothing_in_tmp(tmp_path):
             reply = client.execute_interactive(
                 first_cell + "print('port', t.server.url.port)", timeout=120, output_hook=collect
             )
-            assert reply["content"]["status"] == "ok", outputs
+            assert reply["content"]["status"] == "ok", (outputs, reply["content"].get("evalue"))
         ports = [line for line in "".join(outputs).splitlines() if line.startswith("port ")]
         assert len(ports) == 2 and ports[0] == ports[1], outputs
         assert len(list(tmp.glob("tutorial-mysql-*"))) == 1  # one server, not two

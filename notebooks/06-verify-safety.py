@@ -48,10 +48,10 @@ t = Tutorial("06-verify-safety")
 step = t.changes("step-5-custom-migration", "step-6-verify-safety")
 
 # %% [markdown]
-# ### `models.py`: the title becomes required
+# ### `models.py`: the title becomes required, so `main.py`'s demo user needs one
 
 # %%
-step.show("models.py")
+step.show("models.py", "main.py")
 
 # %% [markdown]
 # ### `user_title_required`: planned, then back-filled by hand

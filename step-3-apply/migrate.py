@@ -53,7 +53,10 @@ def edited_after_applied(connection: Connection) -> list[str]:
             applied.pop(row.revision, None)
     found = []
     for revision, row in applied.items():
-        script = scripts().get_revision(revision)
+        try:
+            script = scripts().get_revision(revision)
+        except CommandError:
+            continue  # from newer code: `pending` says so
         if script is not None and checksum(script.path) != row.checksum:
             found.append(f"{revision} ({row.executed_at:%Y-%m-%d %H:%M:%S} UTC)")
     return found

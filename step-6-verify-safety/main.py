@@ -12,7 +12,7 @@ def ensure_demo_data(session: Session) -> None:
     """Create the demo author and post once; running the app again adds nothing."""
     email = "ada@example.com"
     if session.scalar(select(User).where(User.email == email)) is None:
-        ada = User(name="Ada Lovelace", email=email)
+        ada = User(name="Ada Lovelace", email=email, title="Countess")  # required now
         ada.blog_posts.append(
             Blog(title="Notes on the Analytical Engine", body="It weaves algebraic patterns.")
         )

@@ -118,3 +118,12 @@ def test_a_revision_edited_after_it_was_applied_is_flagged(step, database_url, d
     assert snapshot(db) == before
     with db.connect() as conn:
         assert conn.scalar(text("SELECT version_num FROM alembic_version")) == "30000101000000"
+
+
+@pytest.mark.parametrize("command", ["status", "upgrade"])
+def test_a_database_newer_code_migrated_is_named_in_one_line(step, database_url, command):
+    """Its history names revisions this code does not have: say so, no traceback."""
+    newer = step("step-5-custom-migration")
+    assert run(newer, "migrate.py", "upgrade", database_url=database_url).returncode == 0
+    line = assert_clean_failure(run(step("step-3-apply"), "migrate.py", command, database_url=database_url))
+    assert "which is not in migrations/versions" in line

@@ -52,7 +52,7 @@ EXPECTED = {
         "added": {_revision("step-6-verify-safety", "user_title_required"), "lint.py",
                   "lint_checks.py", ".github/workflows/migrations.yml"},
         "removed": set(),
-        "changed": {"README.md", "models.py", "migrate.py", "migrations/revisions.sum"},
+        "changed": {"README.md", "models.py", "main.py", "migrate.py", "migrations/revisions.sum"},
     },
 }
 

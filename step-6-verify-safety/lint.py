@@ -179,9 +179,13 @@ def lint_on_dev(dev: Engine, chain: list[Script]) -> list[Report]:
             try:
                 command.upgrade(config, script.revision)
                 connection.commit()
-            except Exception as exc:  # an error of MySQL's, or of the revision's Python code
+            except (Exception, SystemExit) as exc:  # MySQL's error, or the revision's Python's
+                # env.py turns a failed revision into a SystemExit that speaks of the app's
+                # database (its history, `migrate.py status`); the error itself is its context.
+                if isinstance(exc, SystemExit) and exc.__context__ is not None:
+                    exc = exc.__context__
                 reason = str(getattr(exc, "orig", None) or exc).splitlines()[0]
-                if not isinstance(exc, SQLAlchemyError):
+                if not isinstance(exc, (SQLAlchemyError, SystemExit)):
                     reason = f"{type(exc).__name__}: {reason}"
                 frames = reversed(list(traceback.walk_tb(exc.__traceback__)))  # innermost first
                 line = line_in(recorder.path, frames)

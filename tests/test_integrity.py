@@ -8,7 +8,8 @@ from sqlalchemy import text
 
 from conftest import assert_clean_failure
 from test_step_3_apply import initialize_revision, snapshot
-from test_step_3_history import ADD_NICKNAME, REVISION, add_revision, history, managed_production
+from test_step_3_history import ADD_NICKNAME, history, managed_production
+from tutorial_kit.revisions import write_revision
 from tutorial_kit.steps import run
 
 
@@ -20,12 +21,11 @@ def versions(app):
 def test_a_revision_changed_without_rehashing_is_refused(step, database_url, db, change):
     app = managed_production(step, database_url, db)
     first = initialize_revision(app)
-    add_revision(app, "30000101000000", first, "add_nickname", ADD_NICKNAME)  # re-hashed
+    write_revision(app, "add_nickname", ADD_NICKNAME, rev="30000101000000", down=first)  # re-hashed
     name = "30000101000000_add_nickname.py"
     if change == "added":
-        extra = versions(app) / "30000101000001_by_hand.py"
-        extra.write_text(REVISION.format(name="by_hand", rev="30000101000001",
-                                         down="30000101000000", upgrade="    pass", downgrade="    pass"))
+        write_revision(app, "by_hand", "pass", rev="30000101000001", down="30000101000000",
+                       rehash=False)
         expected = "30000101000001_by_hand.py was added"
     elif change == "edited":
         path = versions(app) / name
@@ -65,8 +65,9 @@ def two_branches(app, *, with_sum: bool):
     first = initialize_revision(app)
     for branch, rev, column in (("alice", "30000101000000", "nickname"), ("bob", "30000101000001", "title")):
         git(app, "checkout", "-q", "-b", branch, "main")
-        add_revision(app, rev, first, f"add_{column}",
-                     f'op.add_column("users", sa.Column("{column}", sa.String(40)))')
+        write_revision(app, f"add_{column}",
+                       f'op.add_column("users", sa.Column("{column}", sa.String(40)))',
+                       rev=rev, down=first)
         if not with_sum:
             (app / "migrations" / "revisions.sum").unlink()
         git(app, "add", "-A")
@@ -100,13 +101,13 @@ def test_without_the_checksum_file_they_merge_quietly_into_two_heads(step, datab
 def test_a_revision_edited_after_it_was_applied_is_flagged(step, database_url, db):
     app = managed_production(step, database_url, db)
     first = initialize_revision(app)
-    add_revision(app, "30000101000000", first, "add_nickname", ADD_NICKNAME)
+    write_revision(app, "add_nickname", ADD_NICKNAME, rev="30000101000000", down=first)
     assert run(app, "migrate.py", "upgrade", database_url=database_url).returncode == 0
     path = versions(app) / "30000101000000_add_nickname.py"
     path.write_text(path.read_text().replace("String(40)", "String(80)"))
     assert run(app, "migrate.py", "hash").returncode == 0  # re-hashing does not hide it
-    add_revision(app, "30000101000001", "30000101000000", "add_title",
-                 'op.add_column("users", sa.Column("title", sa.String(40)))')
+    write_revision(app, "add_title", 'op.add_column("users", sa.Column("title", sa.String(40)))',
+                   rev="30000101000001", down="30000101000000")
     before = snapshot(db)
 
     status = run(app, "migrate.py", "status", database_url=database_url)

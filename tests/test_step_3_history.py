@@ -3,7 +3,6 @@ as safe as migrate.py (lock and history live in migrations/env.py)."""
 
 import subprocess
 import sys
-import textwrap
 import time
 
 import pytest
@@ -11,44 +10,10 @@ from sqlalchemy import inspect, text
 
 from conftest import assert_clean_failure
 from test_step_3_apply import initialize_revision, snapshot
+from tutorial_kit.revisions import write_revision
 from tutorial_kit.steps import run, step_env
 
 USERS = 2000
-
-REVISION = '''\
-"""{name}
-
-Revision ID: {rev}
-Revises: {down}
-"""
-from alembic import op
-import sqlalchemy as sa
-
-revision = "{rev}"
-down_revision = "{down}"
-branch_labels = None
-depends_on = None
-
-
-def upgrade() -> None:
-{upgrade}
-
-
-def downgrade() -> None:
-{downgrade}
-'''
-
-
-def add_revision(app, rev: str, down: str, name: str, upgrade: str, downgrade: str = "pass"):
-    path = app / "migrations" / "versions" / f"{rev}_{name}.py"
-    path.write_text(REVISION.format(
-        name=name, rev=rev, down=down,
-        upgrade=textwrap.indent(textwrap.dedent(upgrade).strip(), "    "),
-        downgrade=textwrap.indent(textwrap.dedent(downgrade).strip(), "    "),
-    ))
-    assert run(app, "migrate.py", "hash").returncode == 0  # as the README says to
-    return path
-
 
 ADD_NICKNAME = """op.add_column("users", sa.Column("nickname", sa.String(40), nullable=True))"""
 DROP_NICKNAME = """op.drop_column("users", "nickname")"""
@@ -102,8 +67,9 @@ def managed_production(step, database_url, db):
 def test_a_failed_revision_keeps_the_ones_before_it_recorded(step, database_url, db, how, failing):
     app = managed_production(step, database_url, db)
     first = initialize_revision(app)
-    add_revision(app, "30000101000000", first, "add_nickname", ADD_NICKNAME, DROP_NICKNAME)
-    add_revision(app, "30000101000001", "30000101000000", "broken", failing)
+    write_revision(app, "add_nickname", ADD_NICKNAME, DROP_NICKNAME,
+                   rev="30000101000000", down=first)
+    write_revision(app, "broken", failing, rev="30000101000001", down="30000101000000")
     before = snapshot(db)
 
     command = ["migrate.py", "upgrade"] if how == "migrate.py" else ["-m", "alembic", "upgrade", "head"]
@@ -134,8 +100,9 @@ def test_a_failed_revision_keeps_the_ones_before_it_recorded(step, database_url,
 def test_status_shows_the_failed_attempt_and_reruns_point_to_it(step, database_url, db):
     app = managed_production(step, database_url, db)
     first = initialize_revision(app)
-    broken = add_revision(app, "30000101000001", first, "add_title", FAILS_AFTER_DDL,
-                          """op.drop_column("users", "title")""")
+    write_revision(app, "add_title", FAILS_AFTER_DDL, """op.drop_column("users", "title")""",
+                   rev="30000101000001", down=first)
+    broken = app / "migrations" / "versions" / "30000101000001_add_title.py"
     assert run(app, "migrate.py", "upgrade", database_url=database_url).returncode == 1
     users = snapshot(db)["users"]
 
@@ -180,7 +147,8 @@ def test_status_shows_the_failed_attempt_and_reruns_point_to_it(step, database_u
 def test_a_revision_finished_by_hand_is_stamped(step, database_url, db):
     """The other recovery: finish what the revision meant to do by hand, then stamp it."""
     app = managed_production(step, database_url, db)
-    add_revision(app, "30000101000001", initialize_revision(app), "add_title", FAILS_AFTER_DDL)
+    write_revision(app, "add_title", FAILS_AFTER_DDL,
+                   rev="30000101000001", down=initialize_revision(app))
     assert run(app, "-m", "alembic", "upgrade", "head", database_url=database_url).returncode == 1
     before = snapshot(db)
     stamp = run(app, "-m", "alembic", "stamp", "30000101000001", database_url=database_url)
@@ -194,7 +162,8 @@ def test_a_revision_finished_by_hand_is_stamped(step, database_url, db):
 def test_six_concurrent_upgrades_apply_each_revision_once(step, database_url, db, command):
     app = step("step-3-apply")
     first = initialize_revision(app)
-    add_revision(app, "30000101000000", first, "add_nickname", ADD_NICKNAME, DROP_NICKNAME)
+    write_revision(app, "add_nickname", ADD_NICKNAME, DROP_NICKNAME,
+                   rev="30000101000000", down=first)
     env = step_env(database_url)
     processes = [
         subprocess.Popen([sys.executable, *command], cwd=app, env=env,

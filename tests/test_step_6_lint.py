@@ -1,7 +1,8 @@
 """step-6-verify-safety: `python migrate.py lint`, judged on what revisions do on MySQL.
 
-Each test writes small revisions on top of the step's `initialize` revision (users with a unique
-email, blogs with a foreign key to users) and lints them on a dev database of its own.
+Each test writes small revisions on top of the step's head (users with a unique email and a
+required title, two of them seeded; blogs with a foreign key to users) and lints them on a dev
+database of its own. The tutorial's own story uses the step's `user_title_required` revision.
 """
 
 import re
@@ -17,9 +18,12 @@ from tutorial_kit.steps import run
 STEP = "step-6-verify-safety"
 
 
-ADD_TITLE = "op.add_column('users', sa.Column('title', sa.String(255), nullable=True))\n"
-TITLE_REQUIRED = ("op.alter_column('users', 'title', existing_type=sa.String(255), "
-                  "nullable=False)\n")
+# The step's head already made users.title required: these tests play it again on nickname.
+ADD_NICKNAME = "op.add_column('users', sa.Column('nickname', sa.String(40), nullable=True))\n"
+# The dev database replays seed_users too: give its users a nickname, or NOT NULL fails there.
+NICKNAME_FILLED = ADD_NICKNAME + "op.execute(\"UPDATE users SET nickname = 'Seed'\")\n"
+NICKNAME_REQUIRED = ("op.alter_column('users', 'nickname', existing_type=sa.String(40), "
+                     "nullable=False)\n")
 
 
 def lint(app, *args, dev_database_url, database_url=None):
@@ -42,7 +46,7 @@ FIRES = {
               "op.drop_index('ix_users_name', 'users')\n"
               "op.create_index('ix_users_name', 'users', ['name'], unique=True)\n", 0),
     "MF103": ([], "op.add_column('users', sa.Column('born', sa.DateTime(), nullable=False))\n", 0),
-    "MF104": ([ADD_TITLE], TITLE_REQUIRED, 0),
+    "MF104": ([NICKNAME_FILLED], NICKNAME_REQUIRED, 0),
     "MF105": ([], "op.alter_column('users', 'name', type_=sa.String(50), "
                   "existing_type=sa.String(255), existing_nullable=False)\n", 0),
     "BC101": ([], "op.rename_table('blogs', 'posts')\n", 0),
@@ -101,17 +105,17 @@ def test_drop_schema_is_reported_and_never_run(step, server, dev_database_url):
 
 # (revisions before the one linted, the one linted, the code that must stay silent)
 SILENT = {
-    "nullable column added": ([], ADD_TITLE, None),
+    "nullable column added": ([], ADD_NICKNAME, None),
     "back-filled before NOT NULL": (
-        [ADD_TITLE], "op.execute(\"UPDATE users SET title = '' WHERE title IS NULL\")\n" + TITLE_REQUIRED,
+        [NICKNAME_FILLED], "op.execute(\"UPDATE users SET nickname = '' WHERE nickname IS NULL\")\n" + NICKNAME_REQUIRED,
         "MF104"),
     "back-filled without WHERE": (
-        [ADD_TITLE], "op.execute(\"UPDATE users SET title = 'Mx.'\")\n" + TITLE_REQUIRED, "MF104"),
+        [NICKNAME_FILLED], "op.execute(\"UPDATE users SET nickname = 'Mx.'\")\n" + NICKNAME_REQUIRED, "MF104"),
     "ignored on the line of the op": (
-        [ADD_TITLE], TITLE_REQUIRED.replace(
-            "\n", "  # lint: ignore MF104 -- the app has always written a title\n"), "MF104"),
+        [NICKNAME_FILLED], NICKNAME_REQUIRED.replace(
+            "\n", "  # lint: ignore MF104 -- the app has always written a nickname\n"), "MF104"),
     "ignored on the line above": (
-        [ADD_TITLE], "# lint: ignore MF104 -- the app has always written a title\n" + TITLE_REQUIRED,
+        [NICKNAME_FILLED], "# lint: ignore MF104 -- the app has always written a nickname\n" + NICKNAME_REQUIRED,
         "MF104"),
     "NOT NULL with a default": (
         [], "op.add_column('users', sa.Column('age', sa.Integer(), nullable=False, "
@@ -155,17 +159,17 @@ def test_findings_stay_silent_where_they_should(step, dev_database_url, case):
 
 def test_back_fill_of_some_rows_only_does_not_clear_mf104(step, dev_database_url):
     app = step(STEP)
-    write_revision(app, "add_user_title", ADD_TITLE)
+    write_revision(app, "add_nickname", NICKNAME_FILLED)
     write_revision(app, "linted",
-                   "op.execute(\"UPDATE users SET title = '' WHERE id < 10\")\n" + TITLE_REQUIRED)
+                   "op.execute(\"UPDATE users SET nickname = '' WHERE id < 10\")\n" + NICKNAME_REQUIRED)
     result = lint(app, dev_database_url=dev_database_url)
     assert findings(result) == [(FIRST_LINE + 1, "MF104", "warning")], result.stdout
 
 
 def test_ignore_for_another_code_silences_nothing(step, dev_database_url):
     app = step(STEP)
-    write_revision(app, "add_user_title", ADD_TITLE)
-    write_revision(app, "linted", "# lint: ignore MF101 -- wrong code\n" + TITLE_REQUIRED)
+    write_revision(app, "add_nickname", NICKNAME_FILLED)
+    write_revision(app, "linted", "# lint: ignore MF101 -- wrong code\n" + NICKNAME_REQUIRED)
     result = lint(app, dev_database_url=dev_database_url)
     assert findings(result) == [(FIRST_LINE + 1, "MF104", "warning")], result.stdout
     assert "0 silenced" in result.stdout
@@ -178,17 +182,17 @@ def cost(result) -> str:
 
 def test_cost_of_an_instant_alter(step, dev_database_url):
     app = step(STEP)
-    write_revision(app, "add_user_title", ADD_TITLE)
+    write_revision(app, "add_nickname", ADD_NICKNAME)
     result = lint(app, dev_database_url=dev_database_url)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "cost: ALTER TABLE users ADD COLUMN title VARCHAR(255)" in result.stdout
+    assert "cost: ALTER TABLE users ADD COLUMN nickname VARCHAR(40)" in result.stdout
     assert cost(result).startswith("INSTANT: metadata only"), result.stdout
 
 
 def test_cost_of_a_rebuilding_alter(step, dev_database_url):
     app = step(STEP)
-    write_revision(app, "add_user_title", ADD_TITLE)
-    write_revision(app, "linted", "# lint: ignore MF104 -- tested elsewhere\n" + TITLE_REQUIRED)
+    write_revision(app, "add_nickname", NICKNAME_FILLED)
+    write_revision(app, "linted", "# lint: ignore MF104 -- tested elsewhere\n" + NICKNAME_REQUIRED)
     result = lint(app, dev_database_url=dev_database_url)
     verdict = cost(result)
     # The server refused INSTANT (and NOCOPY on MariaDB), so the table is rebuilt.
@@ -223,40 +227,46 @@ def read_only_url(database_url, db):
         conn.execute(text(f"DROP USER '{user}'@'%'"))
 
 
-def production(app, database_url, db, users: list[tuple[str, str, str | None]]):
-    """The app's database at the newest revision, holding `users` (name, email, title)."""
+def production(app, database_url, db, users: list[dict[str, str | None]]):
+    """The app's database at the newest revision: the two users seed_users inserted, then
+    `users` (name, email and any other column; title "Mx." unless given), and one blog."""
     upgrade = run(app, "migrate.py", "upgrade", database_url=database_url)
     assert upgrade.returncode == 0, upgrade.stderr
     with db.begin() as conn:
-        if users:
-            conn.execute(text("INSERT INTO users (name, email, title) VALUES (:n, :e, :t)"),
-                         [{"n": n, "e": e, "t": t} for n, e, t in users])
+        for user in users:
+            row = {"title": "Mx.", **user}
+            conn.execute(text(f"INSERT INTO users ({', '.join(row)}) "
+                              f"VALUES ({', '.join(':' + column for column in row)})"), row)
         conn.execute(text("INSERT INTO blogs (title, body) VALUES ('Hello', 'World')"))
 
 
 def test_data_checks_with_a_select_only_user_prove_failures(
         step, database_url, dev_database_url, db, read_only_url):
     app = step(STEP)
-    write_revision(app, "add_user_title", ADD_TITLE)
+    write_revision(app, "add_nickname", NICKNAME_FILLED)
     production(app, database_url, db, [
-        ("Jerry", "jerry@seinfeld.io", "Mr."), ("George", "george@costanza.io", None),
-        ("George", "george2@costanza.io", None), ("Elaine", "elaine@benes.io", None)])
-    write_revision(app, "linted", TITLE_REQUIRED
+        {"name": "Jerry", "email": "jerry@example.com", "nickname": "J"},
+        {"name": "George", "email": "george@example.com", "nickname": None},
+        {"name": "George", "email": "george2@example.com", "nickname": None},
+        {"name": "Elaine", "email": "elaine@example.com", "nickname": None}])
+    write_revision(app, "linted", NICKNAME_REQUIRED
                    + "op.create_index('ix_users_name', 'users', ['name'], unique=True)\n"
                    + "op.add_column('users', sa.Column('age', sa.Integer(), nullable=False))\n"
                    + "op.drop_column('blogs', 'body')\n")
     before = snapshot(db)
+    assert len(before["users"]) == 6  # with the two seeded users
     result = lint(app, dev_database_url=dev_database_url, database_url=read_only_url)
     assert result.returncode == 1, result.stdout + result.stderr
     assert result.stderr == ""
-    assert findings(result) == [(10, "MF104", "error"), (11, "MF101", "error"),
-                                (12, "MY101", "warning"), (13, "DS103", "error")]
+    assert findings(result) == [(FIRST_LINE, "MF104", "error"), (FIRST_LINE + 1, "MF101", "error"),
+                                (FIRST_LINE + 2, "MY101", "warning"),
+                                (FIRST_LINE + 3, "DS103", "error")]
     out = result.stdout
-    assert "data: 3 rows of users have a NULL title: this revision will fail" in out
+    assert "data: 3 rows of users have a NULL nickname: this revision will fail" in out
     assert "data: 1 value of (name) appear more than once in users: this revision will fail" in out
-    assert "data: 4 rows of users will get age = 0" in out
+    assert "data: 6 rows of users will get age = 0" in out
     assert "data: 1 row of blogs holds a value in body that would be lost" in out
-    assert re.search(r"INPLACE: .*; users holds 4 rows, \d+\.\d MiB", out), out
+    assert re.search(r"INPLACE: .*; users holds 6 rows, \d+\.\d MiB", out), out
     parent = out.split("data checked in database")[1]
     assert f" '{database_url.database}' at revision " in parent and "not at" not in parent
     assert snapshot(db) == before  # nothing written
@@ -264,40 +274,41 @@ def test_data_checks_with_a_select_only_user_prove_failures(
 
 def test_data_checks_pass_when_the_data_fits(step, database_url, dev_database_url, db, read_only_url):
     app = step(STEP)
-    write_revision(app, "add_user_title", ADD_TITLE)
-    production(app, database_url, db, [("Jerry", "jerry@seinfeld.io", "Mr."),
-                                       ("George", "george@costanza.io", "Mr.")])
-    write_revision(app, "linted", TITLE_REQUIRED
+    write_revision(app, "add_nickname", NICKNAME_FILLED)
+    production(app, database_url, db, [{"name": "Jerry", "email": "jerry@example.com", "nickname": "J"},
+                                       {"name": "George", "email": "george@example.com", "nickname": "G"}])
+    write_revision(app, "linted", NICKNAME_REQUIRED
                    + "op.create_index('ix_users_name', 'users', ['name'], unique=True)\n")
     before = snapshot(db)
     result = lint(app, dev_database_url=dev_database_url, database_url=read_only_url)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert findings(result) == [(10, "MF104", "warning"), (11, "MF101", "warning")]
-    assert "data: no row of users has a NULL title" in result.stdout
+    assert findings(result) == [(FIRST_LINE, "MF104", "warning"), (FIRST_LINE + 1, "MF101", "warning")]
+    assert "data: no row of users has a NULL nickname" in result.stdout
     assert "data: no duplicate (name) in users" in result.stdout
     assert snapshot(db) == before
 
 
 def test_data_checks_of_a_narrowing_change(step, database_url, dev_database_url, db, read_only_url):
     app = step(STEP)
-    write_revision(app, "add_user_title", ADD_TITLE)
-    production(app, database_url, db, [("Jerry", "jerry@seinfeld.io", "Mr."),
-                                       ("George", "george@costanza.io", "Mr.")])
-    write_revision(app, "linted", "op.alter_column('users', 'name', type_=sa.String(5), "
+    # Newman and the seeded George Costanza fit in 15 characters (the dev database replays the
+    # seed: a name too long there fails the revision there); Elaine Marie Benes does not.
+    production(app, database_url, db, [{"name": "Elaine Marie Benes", "email": "elaine@example.com"},
+                                       {"name": "Newman", "email": "newman@example.com"}])
+    write_revision(app, "linted", "op.alter_column('users', 'name', type_=sa.String(15), "
                                   "existing_type=sa.String(255), existing_nullable=False)\n")
     result = lint(app, dev_database_url=dev_database_url, database_url=read_only_url)
     assert result.returncode == 1, result.stdout + result.stderr
     assert findings(result) == [(FIRST_LINE, "MF105", "error")]
-    assert "data: 1 row of users has a name longer than 5 characters: this revision will fail" \
+    assert "data: 1 row of users has a name longer than 15 characters: this revision will fail" \
         in result.stdout
 
 
 def test_data_is_checked_only_where_the_revision_starts(
         step, database_url, dev_database_url, db, read_only_url):
     app = step(STEP)
-    production(app, database_url, db, [])  # at initialize: no title column yet
-    write_revision(app, "add_user_title", ADD_TITLE)
-    write_revision(app, "linted", TITLE_REQUIRED)
+    production(app, database_url, db, [])  # at the step's head: no nickname column yet
+    write_revision(app, "add_nickname", NICKNAME_FILLED)
+    write_revision(app, "linted", NICKNAME_REQUIRED)
     result = lint(app, "--latest", "2", dev_database_url=dev_database_url,
                   database_url=read_only_url)
     assert result.returncode == 0 and result.stderr == "", result.stdout + result.stderr
@@ -307,13 +318,25 @@ def test_data_is_checked_only_where_the_revision_starts(
 
 def test_lint_latest_n_and_a_named_revision(step, dev_database_url):
     app = step(STEP)
-    first = write_revision(app, "add_user_title", ADD_TITLE)
-    write_revision(app, "linted", TITLE_REQUIRED)
+    first = write_revision(app, "add_nickname", NICKNAME_FILLED)
+    write_revision(app, "linted", NICKNAME_REQUIRED)
     both = lint(app, "--latest", "2", dev_database_url=dev_database_url)
-    assert "2 revision(s)" in both.stdout and f"{first}_add_user_title.py" in both.stdout
+    assert "2 revision(s)" in both.stdout and f"{first}_add_nickname.py" in both.stdout
     one = lint(app, first, dev_database_url=dev_database_url)
     assert one.returncode == 0 and "1 revision(s)" in one.stdout, one.stdout + one.stderr
-    assert f"{first}_add_user_title.py" in one.stdout and "no findings" in one.stdout
+    assert f"{first}_add_nickname.py" in one.stdout and "no findings" in one.stdout
+
+
+def test_a_revision_that_fails_on_the_seeded_rows_of_the_dev_database_is_an_error(
+        step, dev_database_url):
+    """The dev database replays every revision, seed_users too: NOT NULL over the seeded
+    users' NULL nickname fails there, as it would on any database upgraded from nothing."""
+    app = step(STEP)
+    write_revision(app, "add_nickname", ADD_NICKNAME)
+    write_revision(app, "linted", NICKNAME_REQUIRED)
+    result = lint(app, dev_database_url=dev_database_url)
+    assert result.returncode == 1 and result.stderr == "", result.stdout + result.stderr
+    assert f"L{FIRST_LINE}: the revision fails on the dev database: (" in result.stdout
 
 
 def test_a_revision_that_fails_on_the_dev_database_is_an_error(step, dev_database_url):
@@ -330,7 +353,7 @@ def test_a_revision_that_fails_on_the_dev_database_is_an_error(step, dev_databas
 ])
 def test_the_failing_line_is_named(step, dev_database_url, body, reason):
     app = step(STEP)
-    write_revision(app, "linted", ADD_TITLE + body)
+    write_revision(app, "linted", ADD_NICKNAME + body)
     result = lint(app, dev_database_url=dev_database_url)
     assert result.returncode == 1 and result.stderr == "", result.stdout + result.stderr
     assert f"L{FIRST_LINE + 1}: the revision fails on the dev database: {reason}" in result.stdout
@@ -339,13 +362,12 @@ def test_the_failing_line_is_named(step, dev_database_url, body, reason):
 def test_zero_dates_refused_by_the_servers_sql_mode_fail_mf103(
         step, database_url, dev_database_url, db, read_only_url):
     app = step(STEP)
-    write_revision(app, "add_user_title", ADD_TITLE)
-    production(app, database_url, db, [("Jerry", "jerry@seinfeld.io", "Mr.")])
+    production(app, database_url, db, [{"name": "Jerry", "email": "jerry@example.com"}])
     write_revision(app, "linted", FIRES["MF103"][1])
     result = lint(app, dev_database_url=dev_database_url, database_url=read_only_url)
     # MariaDB's default sql_mode takes zero dates; MySQL 8's (NO_ZERO_DATE) does not.
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "data: 1 row of users will get a zero date in born" in result.stdout
+    assert "data: 3 rows of users will get a zero date in born" in result.stdout
     mysql_8_mode = read_only_url.update_query_dict(
         {"init_command": "SET SESSION sql_mode = 'STRICT_TRANS_TABLES,NO_ZERO_DATE'"})
     result = lint(app, dev_database_url=dev_database_url, database_url=mysql_8_mode)
@@ -365,7 +387,7 @@ def test_a_revision_python_cannot_load_gets_one_line(step, dev_database_url):
     (["nope"], "unknown revision 'nope'"),
     (["--latest", "0"], "--latest needs a positive whole number, not '0'"),
     (["--latest", "x"], "--latest needs a positive whole number, not 'x'"),
-    (["--latest", "5"], "--latest 5, but there are only 1 revision(s)"),
+    (["--latest", "9"], "--latest 9, but there are only 4 revision(s)"),
     (["--latest"], "--latest needs a number"),
     (["--fast"], "usage: python migrate.py lint"),
 ])
@@ -390,21 +412,30 @@ def test_wrong_password_for_the_app_database_gets_one_line(step, database_url, d
 
 def test_the_tutorials_story_title_becomes_required(
         step, database_url, dev_database_url, db, read_only_url):
-    """Ent's "verifying safety" page: lint catches the NOT NULL, a back-fill fixes it."""
+    """Ent's "verifying safety" page, on the step's own user_title_required revision: as
+    generate.py plans it, lint catches the NOT NULL; as it ships, back-filled, lint is silent."""
     app = step(STEP)
-    models = app / "models.py"
-    optional = "    title: Mapped[str | None] = mapped_column(String(255))\n"
-    models.write_text(models.read_text().replace("    name: Mapped[str]", optional + "    name: Mapped[str]"))
-    assert run(app, "generate.py", "add_user_title", dev_database_url=dev_database_url).returncode == 0
-    production(app, database_url, db, [("Jerry", "jerry@seinfeld.io", "Mr."),
-                                       ("Elaine", "elaine@benes.io", None)])
+    versions = app / "migrations" / "versions"
+    [shipped] = versions.glob("*_user_title_required.py")
+    revision_id = shipped.stem.split("_")[0]
+    shipped_source, sums = shipped.read_text(), (app / "migrations" / "revisions.sum").read_text()
+    seed_users = re.search(r"^down_revision\b.*'(\d+)'$", shipped_source, re.M)[1]
+    # Production after step 5, with users from before step 4: their title is NULL.
+    at_step_5 = run(app, "-m", "alembic", "upgrade", seed_users, database_url=database_url)
+    assert at_step_5.returncode == 0, at_step_5.stderr
+    with db.begin() as conn:
+        conn.execute(text("INSERT INTO users (name, email, title) VALUES (:n, :e, :t)"),
+                     [{"n": "Elaine Benes", "e": "elaine@benes.io", "t": None},
+                      {"n": "Newman", "e": "newman@example.com", "t": "Mr."}])
     before = snapshot(db)
+    assert len(before["users"]) == 4  # and the two seeded ones
 
-    models.write_text(models.read_text().replace(optional, optional.replace(" | None", "")))
+    # The revision as generate.py plans it, before the reader's back-fill.
+    shipped.unlink()
     planned = run(app, "generate.py", "user_title_required", dev_database_url=dev_database_url)
     assert "MODIFY title VARCHAR(255) NOT NULL" in planned.stdout, planned.stdout + planned.stderr
-    [revision] = (app / "migrations" / "versions").glob("*_user_title_required.py")
-    source = revision.read_text().splitlines(keepends=True)
+    [generated] = versions.glob("*_user_title_required.py")
+    source = generated.read_text().splitlines()
     line = next(i for i, text in enumerate(source, 1) if "op.alter_column(" in text)
 
     # Judged alone, as Atlas does: a warning. Against the data: this revision would fail.
@@ -415,22 +446,24 @@ def test_the_tutorials_story_title_becomes_required(
     assert with_data.returncode == 1 and findings(with_data) == [(line, "MF104", "error")]
     assert "data: 1 row of users has a NULL title: this revision will fail" in with_data.stdout
 
-    # The reader back-fills in the same revision, before the ALTER.
-    source.insert(line - 1, "    op.execute(\"UPDATE users SET title = '' WHERE title IS NULL\")\n")
-    revision.write_text("".join(source))
+    # The revision as it ships: back-filled before the ALTER, then re-hashed.
+    generated.unlink()
+    shipped.write_text(shipped_source)
+    assert run(app, "migrate.py", "hash").returncode == 0
+    assert (app / "migrations" / "revisions.sum").read_text() == sums
     fixed = lint(app, "--latest", "1", "--strict", dev_database_url=dev_database_url,
                  database_url=read_only_url)
-    assert fixed.returncode == 0 and findings(fixed) == [], fixed.stdout
+    assert fixed.returncode == 0 and findings(fixed) == [], fixed.stdout + fixed.stderr
+    assert f"_user_title_required.py  ({revision_id} user_title_required)" in fixed.stdout
     assert "INPLACE" in fixed.stdout or "COPY" in fixed.stdout  # the ALTER rebuilds users
     assert snapshot(db) == before  # lint wrote nothing
 
     upgrade = run(app, "migrate.py", "upgrade", database_url=database_url)
     assert upgrade.returncode == 0, upgrade.stderr
     rows = snapshot(db)["users"]
-    assert [(r.name, r.email, r.title) for r in rows] == \
-        [(r.name, r.email, r.title or "") for r in before["users"]]
+    assert [(r.id, r.name, r.email, r.title) for r in rows] == \
+        [(r.id, r.name, r.email, r.title or "") for r in before["users"]]
 
     # Linted again once applied, the data no longer is what the revision will meet: said so.
     again = lint(app, "--latest", "1", dev_database_url=dev_database_url, database_url=read_only_url)
-    revision_id = revision.stem.split("_")[0]
-    assert f"at revision {revision_id}, not at " in again.stdout, again.stdout
+    assert f"at revision {revision_id}, not at {seed_users}" in again.stdout, again.stdout

@@ -16,6 +16,7 @@ import yaml
 from sqlalchemy import create_engine, text
 
 from conftest import repo_root
+from tutorial_kit.revisions import write_revision
 from tutorial_kit.steps import run, step_env, url_text
 
 STEP = "step-6-verify-safety"
@@ -34,29 +35,57 @@ def git(repo: Path, *args: str) -> str:
                           cwd=repo, check=True, capture_output=True, text=True).stdout
 
 
-# The pull request: a change to the models and the revision generate.py plans for it.
+def change_models(old: str, new: str):
+    """A pull request that changes the models and adds the revision generate.py plans for it."""
+    def change(app: Path, dev_database_url) -> None:
+        models = app / "models.py"
+        models.write_text(models.read_text().replace(old, new))
+        planned = run(app, "generate.py", "change", dev_database_url=dev_database_url)
+        assert planned.returncode == 0, planned.stderr
+    return change
+
+
+def add_by_hand_without_rehashing(app: Path, dev_database_url) -> None:
+    """A pull request that adds a hand-written revision but forgot `python migrate.py hash`."""
+    write_revision(app, "change", "op.execute(\"UPDATE users SET title = 'Mx.' WHERE title = ''\")",
+                   rehash=False)
+
+
+def add_a_second_head(app: Path, dev_database_url) -> None:
+    """A pull request whose revision follows the same one as the base branch's newest."""
+    versions = sorted((app / "migrations" / "versions").glob("*.py"))
+    parent = versions[-2].stem.split("_")[0]
+    write_revision(app, "change", "pass", down=parent)  # re-hashed: only the heads are wrong
+
+
+# The pull request; the step that must refuse it and what it must say (stdout + stderr).
 PULL_REQUESTS = {
-    "optional title": ("    name: Mapped[str]",
-                       "    title: Mapped[str | None] = mapped_column(String(255))\n"
-                       "    name: Mapped[str]", None),
-    "blog body dropped": ("    body: Mapped[str] = mapped_column(Text)\n", "",
-                          "Lint the revisions this pull request adds"),
+    "optional nickname": (change_models(
+        "    name: Mapped[str]",
+        "    nickname: Mapped[str | None] = mapped_column(String(40))\n    name: Mapped[str]"),
+        None, ()),
+    "blog body dropped": (change_models("    body: Mapped[str] = mapped_column(Text)\n", ""),
+                          "Lint the revisions this pull request adds",
+                          ("DS103 error", "Lint failed.")),
+    "revision added without re-hashing": (
+        add_by_hand_without_rehashing, "Verify the migration directory",
+        ("error: checksum mismatch in migrations/revisions.sum: ", "_change.py was added",
+         "`python migrate.py hash`")),
+    "second head": (add_a_second_head, "Verify the migration directory",
+                    ("error: migrations/versions has 2 heads", "python -m alembic merge")),
 }
 
 
 @pytest.mark.parametrize("change", PULL_REQUESTS)
 def test_workflow_steps_run_in_order(step, server, dev_database_url, change):
-    old, new, failing_step = PULL_REQUESTS[change]
+    make_change, failing_step, said = PULL_REQUESTS[change]
     app = step(STEP)
     git(app, "init", "-q", "-b", "main")
     git(app, "add", "-A")
     git(app, "commit", "-qm", "base")
     git(app, "update-ref", "refs/remotes/origin/main", "HEAD")
     git(app, "checkout", "-qb", "pull-request")
-    models = app / "models.py"
-    models.write_text(models.read_text().replace(old, new))
-    planned = run(app, "generate.py", "change", dev_database_url=dev_database_url)
-    assert planned.returncode == 0, planned.stderr
+    make_change(app, dev_database_url)
     git(app, "add", "-A")
     git(app, "commit", "-qm", "pull request")
 
@@ -77,9 +106,11 @@ def test_workflow_steps_run_in_order(step, server, dev_database_url, change):
                 cwd=app, env={**env, **item.get("env", {})}, capture_output=True, text=True,
                 timeout=300)
             outputs[item["name"]] = result.stdout
-            if item["name"] == failing_step:
+            if item["name"] == failing_step:  # the job stops here
                 assert result.returncode == 1, result.stdout + result.stderr
-                assert "DS103 error" in result.stdout and "Lint failed." in result.stdout
+                for words in said:
+                    assert words in result.stdout + result.stderr, result.stdout + result.stderr
+                assert "Traceback" not in result.stderr, result.stderr
                 return
             assert result.returncode == 0, f"{item['name']}: {result.stdout}{result.stderr}"
     finally:

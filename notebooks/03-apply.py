@@ -193,7 +193,7 @@ print(f"Every row is still there, unchanged: {len(after[0][1])} users, {len(afte
 # %%
 staging = t.database("staging")
 t.sh(app, "python migrate.py upgrade", database_url=staging)
-broken = write_revision(app, "add_nickname", """\
+broken = write_revision(app, "add_nickname", rehash=False, upgrade="""\
     op.add_column("users", sa.Column("nickname", sa.String(40)))
     op.execute("UPDATE users SET nick_name = name")
 """)

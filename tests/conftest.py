@@ -91,3 +91,14 @@ def assert_clean_failure(result, *, password: str | None = None) -> str:
 
 def repo_root() -> Path:
     return Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def short_tmp():
+    """A temporary folder with a short path: a server's socket in it must fit in 107 bytes."""
+    import shutil
+    import tempfile
+
+    path = Path(tempfile.mkdtemp(prefix="tk-", dir="/tmp"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)

@@ -135,7 +135,8 @@ def _local_only_env(tmp: Path) -> dict[str, str]:
     }
 
 
-def test_serve_starts_a_server_prints_the_exports_and_stops_on_ctrl_c(tmp_path):
+def test_serve_starts_a_server_prints_the_exports_and_stops_on_ctrl_c(short_tmp):
+    tmp_path = short_tmp  # the command's temporary folder
     if kit.find_server_binary() is None:
         pytest.skip("no mysqld or mariadbd on this machine")
     process = subprocess.Popen(

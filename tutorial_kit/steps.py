@@ -64,6 +64,7 @@ def run(
         [sys.executable, *args],
         cwd=step_dir,
         env={**step_env(database_url, dev_database_url), **(env or {})},
+        stdin=subprocess.DEVNULL,  # nobody at a terminal to answer a question
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT if merged else subprocess.PIPE,
         text=True,

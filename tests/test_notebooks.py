@@ -166,6 +166,7 @@ IN_ORDER = {"02-generate": [("Generating static SQL", "CREATE TABLE alembic_vers
 def test_notebook_shows_its_step(tutorial, name):
     # Each notebook ran in a kernel of its own, making its own databases.
     text, html = outputs(tutorial.notebook(name))
+    assert name in EXPECTED, f"say in EXPECTED what {name} must show"
     for expected in EXPECTED[name]:
         assert expected in text, f"{name}: {expected!r} not shown"
     if name != "00-start":

@@ -75,7 +75,7 @@ def test_every_command_of_the_step_readme_ran(tutorial, step):
     position = 0
     for block in parse(REPO / step / "README.md"):
         for command in [] if block.not_run else block.commands:
-            found = part.find(f"[{step}]$ {command.text}\n", position)
+            found = part.find(f"]$ {command.text}\n", position)  # [step]$ or [step/dir]$
             assert found >= 0, f"{step}/README.md:{command.line}: {command.text!r} did not run"
             position = found + 1
 

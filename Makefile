@@ -1,7 +1,7 @@
 # The README's commands. Each creates .venv and installs the pinned requirements first.
 #   make tutorial   run every step README's commands, then every notebook (output in build/)
 #   make test       run the tests against MySQL
-#   make bench      time the notebooks and the test suite
+#   make bench      time make tutorial and make test against their targets
 
 PYTHON ?= python3
 VENV   := .venv

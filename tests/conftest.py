@@ -27,6 +27,13 @@ def pytest_configure(config):
     os.environ.update(config.mysql_server.environ)
 
 
+def pytest_collection_modifyitems(config, items):
+    """The tests that share the tutorial run (the longest piece of work) go first, so that one
+    worker starts on it while the others share out the rest, and nobody waits for it at the end."""
+    first = lambda item: item.get_closest_marker("xdist_group") is None
+    items.sort(key=first)  # stable: the order within each part is kept
+
+
 def pytest_unconfigure(config):
     server = getattr(config, "mysql_server", None)
     if server is not None:
@@ -91,3 +98,14 @@ def assert_clean_failure(result, *, password: str | None = None) -> str:
 
 def repo_root() -> Path:
     return Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def short_tmp():
+    """A temporary folder with a short path: a server's socket in it must fit in 107 bytes."""
+    import shutil
+    import tempfile
+
+    path = Path(tempfile.mkdtemp(prefix="tk-", dir="/tmp"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)

@@ -31,15 +31,12 @@ def leftovers(tmp: Path) -> list[str]:
     return found
 
 
-def test_a_killed_kernel_reuses_its_server_and_leaves_nothing_in_tmp(tmp_path, request):
+def test_a_killed_kernel_reuses_its_server_and_leaves_nothing_in_tmp(tmp_path, short_tmp):
     from jupyter_client.manager import start_new_kernel
 
     if kit.find_server_binary() is None:
         pytest.skip("no mysqld or mariadbd on this machine")
-    # Short: the server's socket lives in it, and a Unix socket path holds about 100 characters
-    # (pytest-xdist's tmp_path is longer than that allows).
-    tmp = Path(tempfile.mkdtemp(prefix="kernel-", dir="/tmp"))
-    request.addfinalizer(lambda: shutil.rmtree(tmp, ignore_errors=True))
+    tmp = short_tmp  # the kernel's temporary folder
     env = {
         **os.environ,
         "DATABASE_URL": "",  # no server given: the kernel starts a local one
@@ -50,7 +47,9 @@ def test_a_killed_kernel_reuses_its_server_and_leaves_nothing_in_tmp(tmp_path, r
     }
     manager, client = start_new_kernel(kernel_name="python3", env=env, cwd=str(REPO / "notebooks"))
     outputs: list[str] = []
-    collect = lambda msg: outputs.append(msg["content"].get("text", ""))
+    collect = lambda msg: outputs.append(
+        msg["content"].get("text") or msg["content"].get("evalue") or ""
+    )
     try:
         first_cell = "from tutorial_kit.notebook import Tutorial\nt = Tutorial('kernel')\n"
         for _ in range(2):  # the reader runs the first cell twice

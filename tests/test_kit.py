@@ -365,12 +365,10 @@ def _local_only_env(tmp: Path) -> dict[str, str]:
     }
 
 
-def test_serve_starts_a_server_prints_the_exports_and_stops_on_ctrl_c(request):
+def test_serve_starts_a_server_prints_the_exports_and_stops_on_ctrl_c(short_tmp):
+    tmp_path = short_tmp  # the command's temporary folder
     if kit.find_server_binary() is None:
         pytest.skip("no mysqld or mariadbd on this machine")
-    # Short: the server's socket lives in it (pytest-xdist's tmp_path is too long for one).
-    tmp_path = Path(tempfile.mkdtemp(prefix="serve-", dir="/tmp"))
-    request.addfinalizer(lambda: shutil.rmtree(tmp_path, ignore_errors=True))
     process = subprocess.Popen(
         [sys.executable, "-m", "tutorial_kit", "serve"], env=_local_only_env(tmp_path),
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,

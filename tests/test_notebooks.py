@@ -75,7 +75,7 @@ def test_every_command_of_the_step_readme_ran(tutorial, step):
     position = 0
     for block in parse(REPO / step / "README.md"):
         for command in [] if block.not_run else block.commands:
-            found = part.find(f"[{step}]$ {command.text}\n", position)
+            found = part.find(f"]$ {command.text}\n", position)  # [step]$ or [step/dir]$
             assert found >= 0, f"{step}/README.md:{command.line}: {command.text!r} did not run"
             position = found + 1
 
@@ -204,6 +204,7 @@ IN_ORDER = {"02-generate": [("Generating static SQL", "CREATE TABLE alembic_vers
 def test_notebook_shows_its_step(tutorial, name):
     # Each notebook ran in a kernel of its own, making its own databases.
     text, html = outputs(tutorial.notebook(name))
+    assert name in EXPECTED, f"say in EXPECTED what {name} must show"
     for expected in EXPECTED[name]:
         assert expected in text, f"{name}: {expected!r} not shown"
     if name != "00-start":

@@ -111,6 +111,8 @@ export GREETING=hello
 python -c "import os; print(os.environ['GREETING'])"
 python -c "open('written', 'w')"
 python -c "import sys; sys.exit(3)"   # error: exits 3
+python -c "import sys; sys.exit(sys.stdin.read() != '')"
+echo yes | python -c "print('answer', input())"
 ```
 
 <!-- run after: earlier -->
@@ -127,6 +129,7 @@ python -c "import os; print(os.getcwd())"
     assert len(names) == 3 and names[0] != names[1] == names[2]
     assert "    hello" in out
     assert "    [exit status 3, as the README shows]" in out
+    assert "    answer yes" in out  # no terminal to read from, but a pipe works
     assert str(tmp_path / "work" / "step" / "step" / "sub") in "\n".join(out)
     assert (tmp_path / "work" / "step" / "step" / "written").exists()  # in the copy,
     assert not (tmp_path / "step" / "written").exists()  # not in the step folder

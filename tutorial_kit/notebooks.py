@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import time
-from contextlib import contextmanager
 from pathlib import Path
 
 from tutorial_kit.steps import REPO
@@ -47,50 +46,32 @@ def pair_differences(source: Path) -> list[str]:
     return found
 
 
-@contextmanager
-def _environ(values: dict[str, str]):
-    saved = {k: os.environ.get(k) for k in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-
-
 def execute(source: Path, *, environ: dict[str, str] | None = None, timeout: int = 600):
-    """The executed notebook (an nbformat node); its kernel inherits `environ`."""
+    """The executed notebook (an nbformat node); its kernel's environment adds `environ`."""
     import jupytext
     from nbclient import NotebookClient
 
     notebook = jupytext.read(source)
-    with _environ(environ or {}):
-        NotebookClient(
-            notebook,
-            timeout=timeout,
-            kernel_name="python3",
-            # The kernel warns that its local TCP sockets are unencrypted: known, and noise here.
-            extra_arguments=["--IPKernelApp.log_level=ERROR"],
-            resources={"metadata": {"path": str(NOTEBOOKS)}},
-        ).execute()
+    NotebookClient(
+        notebook,
+        timeout=timeout,
+        kernel_name="python3",
+        # The kernel warns that its local TCP sockets are unencrypted: known, and noise here.
+        extra_arguments=["--IPKernelApp.log_level=ERROR"],
+        resources={"metadata": {"path": str(NOTEBOOKS)}},
+    ).execute(env={**os.environ, **(environ or {})})  # this kernel's alone: safe in threads
     return notebook
 
 
-def execute_all(out: Path, *, environ: dict[str, str] | None = None) -> None:
-    """Execute every notebook in order into `out`, as .ipynb and HTML, printing timings."""
+def execute_into(source: Path, out: Path, *, environ: dict[str, str] | None = None) -> float:
+    """Execute one notebook into `out` as .ipynb and HTML; the seconds it took."""
     import nbformat
     from nbconvert import HTMLExporter
 
+    started = time.perf_counter()
+    notebook = execute(source, environ=environ)
     out.mkdir(parents=True, exist_ok=True)
-    for source in sources():
-        started = time.perf_counter()
-        print(f"notebook {source.stem} ...", end=" ", flush=True)
-        notebook = execute(source, environ=environ)
-        nbformat.write(notebook, out / f"{source.stem}.ipynb")
-        html, _ = HTMLExporter().from_notebook_node(notebook)
-        (out / f"{source.stem}.html").write_text(html)
-        print(f"{time.perf_counter() - started:.1f} s", flush=True)
-    print(f"Executed notebooks: {out}")
+    nbformat.write(notebook, out / f"{source.stem}.ipynb")
+    html, _ = HTMLExporter().from_notebook_node(notebook)
+    (out / f"{source.stem}.html").write_text(html)
+    return time.perf_counter() - started

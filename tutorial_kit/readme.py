@@ -26,7 +26,8 @@ How each line runs
       127.0.0.1:3306). Any other `export NAME=VALUE` is set as written.
     - `cd DIR` changes the folder for the lines after it.
     - Anything else runs in bash, in the copied folder, where `python` is the kit's Python; it
-      must exit 0.
+      must exit 0. It reads nothing from the terminal (stdin is empty): a command that asks a
+      question gets its answer the way the reader would pipe it, `echo y | python generate.py x`.
     - A trailing comment that starts with `# error` marks a command the README shows failing
       (`python migrate.py upgrade   # error: ... run baseline`): it must exit non-zero, and
       cleanly, without a Python traceback.
@@ -236,8 +237,8 @@ class ReadmeRun:
         }
         process_env = {**step_env(), **values, "PATH": f"{self.bin}{os.pathsep}{os.environ['PATH']}"}
         result = subprocess.run(
-            ["bash", "-c", command.text], cwd=cwd, env=process_env, stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT, text=True, timeout=300,
+            ["bash", "-c", command.text], cwd=cwd, env=process_env, stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=300,
         )
         for line in result.stdout.rstrip().splitlines():
             self.say(f"    {line}")

@@ -74,6 +74,7 @@ def run(
         cwd=step_dir,
         stdin=subprocess.DEVNULL,
         env={**step_env(database_url, dev_database_url), **(env or {})},
+        stdin=subprocess.DEVNULL,  # nobody at a terminal to answer a question
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT if merged else subprocess.PIPE,
         text=True,

@@ -1,20 +1,48 @@
-"""`make tutorial`: every step's README, then every notebook, in order, against one MySQL.
+"""`make tutorial`: every step's README, then every notebook, against one MySQL.
 
 Each step's README shell blocks run as a reader types them (see tutorial_kit.readme for the
 convention), in a copy of the step folder under the build folder, against databases of its
-own; the transcript is printed and saved to build/transcript.txt. Then the notebooks are
-executed into build/notebooks/.
+own; the transcript is saved to build/transcript.txt. The notebooks are executed into
+build/notebooks/ as .ipynb and HTML.
+
+Every step and every notebook works on databases of its own, so they run side by side (one
+per core, at least two); what each printed is reported in the tutorial's order.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
 
-from tutorial_kit.mysql import NoServerError, find_server
+from tutorial_kit.mysql import NoServerError, Server, find_server
 from tutorial_kit.readme import ReadmeError, ReadmeRun
 from tutorial_kit.steps import REPO, STEPS, build_dir
+
+
+def walk_step(server: Server, build: Path, name: str) -> list[str]:
+    """The transcript of one step README's commands; ReadmeError when one misbehaves."""
+    lines = [f"\n=== {name}: the commands of {name}/README.md"]
+    started = time.perf_counter()
+    try:
+        ReadmeRun(server, build / "steps", lines.append).step(name)
+    except ReadmeError as exc:
+        exc.transcript = lines  # what ran up to the failure, for the reader
+        raise
+    lines.append(f"=== {name}: ok in {time.perf_counter() - started:.1f} s")
+    return lines
+
+
+def run_notebook(server: Server, build: Path, source: Path) -> list[str]:
+    from tutorial_kit.notebooks import execute_into
+
+    environ = {**server.environ, "TUTORIAL_BUILD_DIR": str(build)}
+    seconds = execute_into(source, build / "notebooks", environ=environ)
+    return [f"notebook {source.stem} ... {seconds:.1f} s"]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -29,31 +57,40 @@ def main(argv: list[str] | None = None) -> int:
     except NoServerError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    with server, (build / "transcript.txt").open("w") as transcript:
-        print(f"MySQL: {server.source}", flush=True)
+    started = time.perf_counter()
+    jobs: list[tuple[str, Callable[[], list[str]]]] = [
+        ("step", lambda name=name: walk_step(server, build, name))
+        for name in STEPS
+        if (REPO / name / "README.md").is_file()
+    ]
+    if not args.skip_notebooks:
+        from tutorial_kit.notebooks import sources
 
-        def say(text: str = "") -> None:
-            print(text, flush=True)
-            transcript.write(text + "\n")
-
-        readmes = ReadmeRun(server, build / "steps", say)
-        for name in STEPS:
-            if not (REPO / name / "README.md").is_file():
-                continue
-            started = time.perf_counter()
-            say(f"\n=== {name}: the commands of {name}/README.md")
+        jobs += [("notebook", lambda s=s: run_notebook(server, build, s)) for s in sources()]
+    workers = int(os.environ.get("TUTORIAL_JOBS") or max(2, os.cpu_count() or 1))
+    with server, ThreadPoolExecutor(workers) as pool, (build / "transcript.txt").open("w") as log:
+        print(f"MySQL: {server.source}; {len(jobs)} steps and notebooks, {workers} at a time",
+              flush=True)
+        futures: list[Future[list[str]]] = [pool.submit(job) for _, job in jobs]
+        for (kind, _), future in zip(jobs, futures):
             try:
-                readmes.step(name)
+                lines = future.result()
             except ReadmeError as exc:
-                print(f"error: {exc}", file=sys.stderr)
+                for line in exc.transcript:
+                    print(line)
+                    log.write(line + "\n")
+                print(f"error: {exc}", file=sys.stderr, flush=True)
+                for other in futures:
+                    other.cancel()
                 return 1
-            say(f"=== {name}: ok in {time.perf_counter() - started:.1f} s")
-        print(f"\nTranscript: {build / 'transcript.txt'}", flush=True)
+            for line in lines:
+                print(line, flush=True)
+                if kind == "step":
+                    log.write(line + "\n")
+        print(f"\nTranscript: {build / 'transcript.txt'}")
         if not args.skip_notebooks:
-            from tutorial_kit.notebooks import execute_all
-
-            environ = {**server.environ, "TUTORIAL_BUILD_DIR": str(build)}
-            execute_all(build / "notebooks", environ=environ)
+            print(f"Executed notebooks: {build / 'notebooks'}")
+        print(f"make tutorial: {time.perf_counter() - started:.1f} s")
     return 0
 
 

@@ -72,7 +72,6 @@ def run(
     return subprocess.run(
         [sys.executable, *args],
         cwd=step_dir,
-        stdin=subprocess.DEVNULL,
         env={**step_env(database_url, dev_database_url), **(env or {})},
         stdin=subprocess.DEVNULL,  # nobody at a terminal to answer a question
         stdout=subprocess.PIPE,

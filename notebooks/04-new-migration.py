@@ -78,15 +78,9 @@ step.show("README.md", collapsed=True)
 # `initialize` by step 3.
 
 # %%
-start, step_3, app = t.copy("start"), t.copy("step-3-apply"), t.copy("step-4-new-migration")
-production, dev = t.database("production"), t.database("dev")
+production, dev = t.production(through="step-3-apply")
 urls = dict(database_url=production, dev_database_url=dev)
-t.sh(start, "python main.py", **urls)
-users = [(f"User {i}", f"user{i}@example.com") for i in range(1, 1001)]
-t.server.insert_rows(production, "users", ["name", "email"], users)
-t.sql(production, "INSERT INTO blogs (title, body, author_id) SELECT CONCAT('Post by ', name), 'Hello.', id FROM users")
-[first] = (step_3 / "migrations" / "versions").glob("*_initialize.py")
-t.sh(step_3, f"python migrate.py baseline {first.stem.split('_')[0]}", **urls)
+app = t.copy("step-4-new-migration")
 everything = ("SELECT id, name, email FROM users ORDER BY id; "
               "SELECT id, title, body, created_at, author_id FROM blogs ORDER BY id")
 before = [t.query(production, q) for q in everything.split("; ")]

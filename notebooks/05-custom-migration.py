@@ -71,19 +71,13 @@ step.show("README.md", collapsed=True)
 # %% [markdown]
 # ## Production, as step 4 left it, with a Jerry of its own
 #
-# `create_all()`, a thousand users, baselined (step 3), `add_user_title` applied (step 4). And
-# one more user: production already has a `jerry@seinfeld.io`, a doctor.
+# `create_all()`, a thousand users, baselined (step 3), `add_user_title` applied (step 4):
+# `t.production` replays what notebooks 03 and 04 did. And one more user: production already
+# has a `jerry@seinfeld.io`, a doctor.
 
 # %%
-production, dev = t.database("production"), t.database("dev")
+production, dev = t.production(through="step-4-new-migration")
 urls = dict(database_url=production, dev_database_url=dev)
-start, step_3, step_4 = t.copy("start"), t.copy("step-3-apply"), t.copy("step-4-new-migration")
-t.sh(start, "python main.py", **urls)
-users = [(f"User {i}", f"user{i}@example.com") for i in range(1, 1001)]
-t.server.insert_rows(production, "users", ["name", "email"], users)
-[first] = (step_3 / "migrations" / "versions").glob("*_initialize.py")
-t.sh(step_3, f"python migrate.py baseline {first.stem.split('_')[0]}", **urls)
-t.sh(step_4, "python migrate.py upgrade", **urls)
 t.sql(production, "INSERT INTO users (name, email, title) VALUES ('Jerome Seinfeld', 'jerry@seinfeld.io', 'Dr.')")
 before = t.query(production, "SELECT id, name, email, title FROM users ORDER BY id")
 

@@ -92,15 +92,8 @@ step.show("README.md", collapsed=True)
 # A thousand users from before step 4, so a thousand NULL titles, and the two seeded users.
 
 # %%
-production, dev = t.database("production"), t.database("dev")
+production, dev = t.production(through="step-5-custom-migration")
 urls = dict(database_url=production, dev_database_url=dev)
-start, step_3 = t.copy("start"), t.copy("step-3-apply")
-t.sh(start, "python main.py", **urls)
-users = [(f"User {i}", f"user{i}@example.com") for i in range(1, 1001)]
-t.server.insert_rows(production, "users", ["name", "email"], users)
-[first] = (step_3 / "migrations" / "versions").glob("*_initialize.py")
-t.sh(step_3, f"python migrate.py baseline {first.stem.split('_')[0]}", **urls)
-t.sh(t.copy("step-5-custom-migration"), "python migrate.py upgrade", **urls)
 t.sql(production, "SELECT COUNT(*) AS users, SUM(title IS NULL) AS without_title FROM users")
 before = t.query(production, "SELECT id, name, email FROM users ORDER BY id")
 

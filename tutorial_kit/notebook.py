@@ -32,7 +32,7 @@ from sqlalchemy.engine import URL
 from tutorial_kit.diff import FileChange, file_changes
 from tutorial_kit.mysql import Server, find_server
 from tutorial_kit.reaper import watch
-from tutorial_kit.steps import REPO, build_dir, copy_step, run
+from tutorial_kit.steps import REPO, STEPS, build_dir, copy_step, run
 
 # Code, diffs and SQL read best in a monospace font, whatever the page's own font is.
 # Single quotes only: this goes inside style="..." attributes.
@@ -254,6 +254,27 @@ class Tutorial:
             if cur.description is None:
                 return [], []
             return [d[0] for d in cur.description], list(cur.fetchall())
+
+    def production(self, through: str, users: int = 1000) -> tuple[URL, URL]:
+        """Production as the tutorial leaves it after step `through`, and a dev database.
+
+        Made by start/'s create_all(), `users` users with a post each, baselined by step 3 at
+        `initialize`, then upgraded by each later step up to `through`: what notebook 03 walks
+        through, replayed for the notebooks after it.
+        """
+        production, dev = self.database("production"), self.database("dev")
+        urls = dict(database_url=production, dev_database_url=dev)
+        self.sh(self.copy("start"), "python main.py", **urls)
+        rows = [(f"User {i}", f"user{i}@example.com") for i in range(1, users + 1)]
+        self.server.insert_rows(production, "users", ["name", "email"], rows)
+        self.sql(production, "INSERT INTO blogs (title, body, author_id) "
+                             "SELECT CONCAT('Post by ', name), 'Hello.', id FROM users")
+        step_3 = self.copy("step-3-apply")
+        [first] = (step_3 / "migrations" / "versions").glob("*_initialize.py")
+        self.sh(step_3, f"python migrate.py baseline {first.stem.split('_')[0]}", **urls)
+        for step in STEPS[STEPS.index("step-3-apply") + 1 : STEPS.index(through) + 1]:
+            self.sh(self.copy(step), "python migrate.py upgrade", **urls)
+        return production, dev
 
     def sql(self, url: URL, statement: str) -> None:
         """Run one SQL statement and print it with its result, as the mysql client would."""

@@ -104,10 +104,9 @@ class Recorder:
         except Unresolved as exc:
             raise SystemExit(str(exc)) from None
         except Exception as exc:
-            failed_sql = getattr(exc, "statement", None) or ""
-            if self.target is None or not (self.statements or _changes(failed_sql)):
-                raise  # no revision ran: nothing to record (`alembic check`, a failed SELECT)
-            raise SystemExit(self.failed(exc, failed_sql)) from None
+            if self.target is None:
+                raise  # a command that runs no revision (`alembic check`): nothing to record
+            raise SystemExit(self.failed(exc, getattr(exc, "statement", None) or "")) from None
         finally:
             event.remove(self.connection, "before_cursor_execute", self._before)
             event.remove(self.connection, "after_cursor_execute", self._after)

@@ -225,3 +225,17 @@ def test_a_connection_killed_during_the_first_upgrade_is_told_truthfully(step, d
     status = run(app, "migrate.py", "status", database_url=database_url).stdout
     assert "Migration status: FAILED" in status
     assert "holds tables (users) from a\nfirst migration that did not finish" in status
+
+
+def test_a_revision_whose_python_fails_before_any_sql_is_one_recorded_line(step, database_url, db):
+    app = managed_production(step, database_url, db)
+    write_revision(app, "typo", 'raise ValueError("no such setting: TITLE_LENGTH")')
+    before = snapshot(db)
+    line = clean_failure(run(app, "-m", "alembic", "upgrade", "head", database_url=database_url))
+    assert "(typo) failed at its Python code: ValueError: no such setting: TITLE_LENGTH" in line
+    assert "Applied before it and kept (MySQL cannot roll back DDL): nothing." in line
+    assert [kind for _, kind, _, _ in history(db)] == ["upgrade", "failed"]
+    assert snapshot(db) == before
+    # Nothing stayed applied, so a rerun is not refused: it fails again, the same way.
+    line = clean_failure(run(app, "migrate.py", "upgrade", database_url=database_url))
+    assert "failed at its Python code: ValueError" in line

@@ -86,7 +86,8 @@ def status(engine: Engine) -> None:
         edited = edited_after_applied(connection)
     waiting = pending(at)
     failure = history[-1] if history and history[-1].kind == "failed" else None
-    print(f"Migration status: {'FAILED' if failure else 'EDITED' if edited else 'OK'}")
+    state = 'FAILED' if failure else 'EDITED' if edited else 'NOT MANAGED' if unmanaged else 'OK'
+    print(f"Migration status: {state}")
     if unmanaged:
         print(f"Current revision: none. The database holds tables ({', '.join(tables)}) but no")
         print("migration history: automatic migration made it. Check it and mark it with")

@@ -76,6 +76,7 @@ def test_production_is_baselined_with_every_row_kept(step, database_url, dev_dat
 
     status = run(app, "migrate.py", "status", **urls)
     assert status.returncode == 0, status.stderr
+    assert "Migration status: NOT MANAGED" in status.stdout
     assert "holds tables (blogs, users) but no" in status.stdout
     assert "Pending:          1" in status.stdout
 

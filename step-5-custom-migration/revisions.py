@@ -9,7 +9,7 @@ from alembic.script import Script, ScriptDirectory
 from alembic.util import CommandError
 from sqlalchemy import Connection, Engine, inspect
 
-from history import BOOKKEEPING, VERSION_TABLE, last_failure
+from history import BOOKKEEPING, last_failure
 
 
 def alembic_config(*, quiet: bool = False, repaired: bool = False) -> Config:

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import Connection, inspect, text
 
-from revisions import VERSION_TABLE
+from history import VERSION_TABLE
 
 DESTRUCTIVE = {"DS101", "DS102", "DS103"}
 

@@ -6,7 +6,6 @@ import copy
 import os
 import shutil
 import subprocess
-import tempfile
 import time
 from pathlib import Path
 

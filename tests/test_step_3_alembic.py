@@ -1,6 +1,8 @@
-"""pytest-alembic's built-in checks, run against the migrations of step 3 and of step 5 (which
-adds add_user_title and the hand-written seed_users) on a real server. On step 5, the built-in
-upgrade tests run with Jerry already in production before seed_users (before_revision_data)."""
+"""pytest-alembic's built-in checks, run against the migrations of steps 3, 5 and 6 on a real
+server, with data where it matters (pytest-alembic's before_revision_data / at_revision_data):
+- step 5: a user with a title arrives with add_user_title, and production already has a Jerry
+  before seed_users, which must neither fail on him, nor duplicate him, nor change him;
+- step 6: users without a title before user_title_required, which must back-fill them."""
 
 import sys
 
@@ -19,6 +21,11 @@ from tutorial_kit.steps import copy_step, url_text
 # Production already has a Jerry, another one: seed_users must neither fail, nor duplicate
 # him, nor change him.
 JERRY = {"__tablename__": "users", "name": "Jerome Seinfeld", "email": "jerry@seinfeld.io", "title": "Dr."}
+ELAINE = {"__tablename__": "users", "name": "Elaine Benes", "email": "elaine@benes.io", "title": "Ms."}
+NO_TITLE = [
+    {"__tablename__": "users", "name": "Kramer", "email": "kramer@example.com", "title": None},
+    {"__tablename__": "users", "name": "Newman", "email": "newman@example.com"},
+]
 
 
 def revision_of(app, name: str) -> str:
@@ -26,7 +33,7 @@ def revision_of(app, name: str) -> str:
     return path.name.split("_")[0]
 
 
-@pytest.fixture(scope="module", params=["step-3-apply", "step-5-custom-migration"])
+@pytest.fixture(scope="module", params=["step-3-apply", "step-5-custom-migration", "step-6-verify-safety"])
 def step_copy(request, tmp_path_factory):
     app = copy_step(request.param, tmp_path_factory.mktemp("alembic"))
     yield app
@@ -37,10 +44,13 @@ def step_copy(request, tmp_path_factory):
 
 @pytest.fixture
 def alembic_config(step_copy):
-    options = {"file": str(step_copy / "alembic.ini")}
+    data = {"before_revision_data": {}, "at_revision_data": {}}
     if step_copy.name == "step-5-custom-migration":
-        options["before_revision_data"] = {revision_of(step_copy, "seed_users"): JERRY}
-    return Config(config_options=options)
+        data["at_revision_data"] = {revision_of(step_copy, "add_user_title"): ELAINE}
+        data["before_revision_data"] = {revision_of(step_copy, "seed_users"): JERRY}
+    if step_copy.name == "step-6-verify-safety":
+        data["before_revision_data"] = {revision_of(step_copy, "user_title_required"): NO_TITLE}
+    return Config(config_options={"file": str(step_copy / "alembic.ini")}, **data)
 
 
 @pytest.fixture

@@ -31,6 +31,13 @@ def lint(app, *args, dev_database_url, database_url=None):
                database_url=database_url)
 
 
+def write_revisions(app, earlier: list[str], linted: str) -> None:
+    """The revisions a case needs before the one it lints, then that one, named "linted"."""
+    for i, body in enumerate(earlier):
+        write_revision(app, f"earlier_{i}", body)
+    write_revision(app, "linted", linted)
+
+
 def findings(result) -> list[tuple[int, str, str]]:
     """(line, code, error|warning) of each finding printed."""
     return [(int(line), code, kind) for line, code, kind in
@@ -66,9 +73,7 @@ FIRES = {
 def test_each_finding_fires_on_what_the_revision_does(step, dev_database_url, code):
     app = step(STEP)
     earlier, linted, exit_code = FIRES[code]
-    for i, body in enumerate(earlier):
-        write_revision(app, f"earlier_{i}", body)
-    write_revision(app, "linted", linted)
+    write_revisions(app, earlier, linted)
     result = lint(app, dev_database_url=dev_database_url)
     assert result.returncode == exit_code, result.stdout + result.stderr
     found = findings(result)
@@ -146,9 +151,7 @@ SILENT = {
 def test_findings_stay_silent_where_they_should(step, dev_database_url, case):
     app = step(STEP)
     earlier, linted, code = SILENT[case]
-    for i, body in enumerate(earlier):
-        write_revision(app, f"earlier_{i}", body)
-    write_revision(app, "linted", linted)
+    write_revisions(app, earlier, linted)
     result = lint(app, "--strict", dev_database_url=dev_database_url)
     assert result.returncode == 0, result.stdout + result.stderr
     assert findings(result) == [], result.stdout

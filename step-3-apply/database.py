@@ -8,7 +8,8 @@ from sqlalchemy.exc import ArgumentError, DBAPIError
 
 EXAMPLE = "mysql+pymysql://USER:PASSWORD@HOST:3306/DATABASE"
 ENCODE = "percent-encode them (@ as %40, : as %3A, / as %2F, # as %23, % as %25)"
-TIMEOUT = 10  # seconds for a MySQL server to answer a new connection
+TIMEOUT = 10  # seconds for a MySQL server to answer a new connection, unless the URL says
+# otherwise: ...?connect_timeout=30, PyMySQL's own name for it
 
 
 def connect(variable: str = "DATABASE_URL") -> Engine:
@@ -33,6 +34,9 @@ def connect(variable: str = "DATABASE_URL") -> Engine:
         )
     if not url.database:
         raise SystemExit(f"error: {variable} names no database; expected {EXAMPLE}")
+    timeout = connect_timeout(url)
+    if timeout is None:
+        raise SystemExit(f"error: {variable}'s connect_timeout must be a whole number of seconds, 1 or more")
 
     # Check with a timeout on every read, so that a port where something other than MySQL
     # listens fails in seconds instead of waiting forever. Only for this check: on the app's
@@ -40,7 +44,7 @@ def connect(variable: str = "DATABASE_URL") -> Engine:
     probe = create_engine(
         url,
         poolclass=pool.NullPool,
-        connect_args={"connect_timeout": TIMEOUT, "read_timeout": TIMEOUT},
+        connect_args={"connect_timeout": timeout, "read_timeout": timeout},
     )
     try:
         with probe.connect():
@@ -49,7 +53,16 @@ def connect(variable: str = "DATABASE_URL") -> Engine:
         raise SystemExit(f"error: {explain(exc, url, variable, text)}") from None
     finally:
         probe.dispose()
-    return create_engine(url, pool_pre_ping=True, connect_args={"connect_timeout": TIMEOUT})
+    return create_engine(url, pool_pre_ping=True, connect_args={"connect_timeout": timeout})
+
+
+def connect_timeout(url: URL) -> int | None:
+    """The URL's ?connect_timeout= (seconds), else TIMEOUT; None when it is no whole number."""
+    value = url.query.get("connect_timeout", str(TIMEOUT))
+    # PyMySQL takes 1 s to a year; a repeated parameter arrives as a tuple.
+    if not isinstance(value, str) or not value.isdigit() or not 0 < int(value) <= 31536000:
+        return None
+    return int(value)
 
 
 def error_code(exc: DBAPIError) -> int | None:
@@ -81,7 +94,7 @@ def explain(exc: DBAPIError, url: URL, variable: str, raw: str = "") -> str:
         )
     if code == 2013 and "timed out" in str(exc.orig):
         return (
-            f"no MySQL answered at {where} within {TIMEOUT} s; something else may listen "
+            f"no MySQL answered at {where} within {connect_timeout(url)} s; something else may listen "
             f"there: fix the host and port in {variable}"
         )
     if code in (2002, 2003, 2005, 2006, 2013):

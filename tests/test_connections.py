@@ -65,12 +65,14 @@ def test_a_port_where_something_else_listens_fails_in_one_line(step, database_ur
 
 @pytest.mark.parametrize("step_name", ["step-1-versioned", "step-5-custom-migration"])
 def test_plain_alembic_on_a_silent_port_fails_in_one_line(step, database_url, listener, step_name):
-    """env.py connects through database.py too: before, `alembic current` waited forever."""
+    """env.py connects through database.py too: before, `alembic current` waited forever.
+
+    The URL's own connect_timeout is the wait (before, database.py overrode it with 10 s)."""
     port = listener("silent")
-    result = run(step(step_name), "-m", "alembic", "current",
-                 database_url=database_url.set(port=port, password=SECRET), timeout=60)
+    url = database_url.set(port=port, password=SECRET).update_query_dict({"connect_timeout": "1"})
+    result = run(step(step_name), "-m", "alembic", "current", database_url=url, timeout=60)
     line = assert_clean_failure(result, password=SECRET)
-    assert f"no MySQL answered at 127.0.0.1:{port} within 10 s" in line
+    assert f"no MySQL answered at 127.0.0.1:{port} within 1 s" in line
 
 
 def test_the_dev_database_on_a_silent_port_fails_in_one_line(step, dev_database_url, listener):
@@ -78,9 +80,29 @@ def test_the_dev_database_on_a_silent_port_fails_in_one_line(step, dev_database_
     (app / "models.py").write_text((app / "models.py").read_text().replace(
         "    name: Mapped[str]", "    full_name: Mapped[str]"))
     port = listener("silent")
-    result = run(app, "generate.py", "x", dev_database_url=dev_database_url.set(port=port), timeout=60)
+    url = dev_database_url.set(port=port).update_query_dict({"connect_timeout": "2"})
+    result = run(app, "generate.py", "x", dev_database_url=url, timeout=60)
     line = assert_clean_failure(result)
-    assert f"no MySQL answered at 127.0.0.1:{port}" in line and "DEV_DATABASE_URL" in line
+    assert f"no MySQL answered at 127.0.0.1:{port} within 2 s" in line and "DEV_DATABASE_URL" in line
+
+
+@pytest.mark.parametrize("value", ["soon", "0", "-1", "1.5", "99999999999"])
+def test_a_connect_timeout_that_is_no_whole_number_fails_in_one_line(step, database_url, value):
+    url = database_url.set(password=SECRET).update_query_dict({"connect_timeout": value})
+    result = run(step("start"), "main.py", database_url=url)
+    line = assert_clean_failure(result, password=SECRET)
+    assert line == "error: DATABASE_URL's connect_timeout must be a whole number of seconds, 1 or more"
+
+
+def test_a_connect_timeout_in_the_url_is_kept(step, database_url):
+    """A reader's ?connect_timeout=30 reaches PyMySQL, on the app's engine too."""
+    app = step("start")
+    (app / "timeout.py").write_text(
+        "import database\nengine = database.connect()\n"
+        "print(engine.connect().connection.dbapi_connection.connect_timeout)\n")
+    result = run(app, "timeout.py", database_url=database_url.update_query_dict({"connect_timeout": "30"}))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["30"]
 
 
 SCRIPT_LONG_QUERY = """

@@ -47,6 +47,7 @@ from pathlib import Path
 
 from sqlalchemy.engine import URL
 
+from tutorial_kit import preload
 from tutorial_kit.mysql import Server
 from tutorial_kit.steps import REPO, copy_step, step_env, url_text
 
@@ -253,13 +254,19 @@ class ReadmeRun:
         return cwd
 
 
-def _python_bin(work: Path) -> Path:
-    """A folder whose `python` is the kit's own (a venv's bin/, or a link made for it)."""
+def _python_bin(work: Path) -> str:
+    """Folders for PATH whose `python` is the kit's own: the preloader's shim (see
+    tutorial_kit.preload), else a venv's bin/, or a link made for it."""
     here = Path(sys.executable).parent
+    if preload.address() is not None:
+        shim = work / ".bin"
+        shim.mkdir(parents=True, exist_ok=True)
+        preload.write_shim(shim, sys.executable)
+        return f"{shim}{os.pathsep}{here}"  # then the venv's other commands
     if (here / "python").exists():
-        return here
+        return str(here)
     shim = work / ".bin"
     shim.mkdir(parents=True, exist_ok=True)
     if not (shim / "python").exists():
         (shim / "python").symlink_to(sys.executable)
-    return shim
+    return str(shim)

@@ -10,6 +10,8 @@ from pathlib import Path
 
 from sqlalchemy.engine import URL
 
+from tutorial_kit import preload
+
 REPO = Path(__file__).resolve().parent.parent
 STEPS = (
     "start",
@@ -69,10 +71,24 @@ def run(
     that would ask a question answers it from its arguments or refuses. `merged` puts stderr
     into stdout, in the order a terminal shows them (Alembic logs to stderr).
     """
+    env = {**step_env(database_url, dev_database_url), **(env or {})}
+    where = preload.address()
+    if where is not None:  # the same command, without importing SQLAlchemy again (preload.py)
+        try:
+            code, out, err = preload.run_captured(
+                where, list(args), cwd=step_dir, env=env, merged=merged, timeout=timeout
+            )
+        except preload.Refused:
+            pass
+        else:
+            text = lambda data: data.decode().replace("\r\n", "\n").replace("\r", "\n")
+            return subprocess.CompletedProcess(
+                [sys.executable, *args], code, text(out), None if merged else text(err)
+            )
     return subprocess.run(
         [sys.executable, *args],
         cwd=step_dir,
-        env={**step_env(database_url, dev_database_url), **(env or {})},
+        env=env,
         stdin=subprocess.DEVNULL,  # nobody at a terminal to answer a question
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT if merged else subprocess.PIPE,

@@ -1,0 +1,203 @@
+"""tutorial_kit/preload.py: a command forked from the preloader behaves as `python ARGS` does."""
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from tutorial_kit import preload
+from tutorial_kit.steps import REPO, run
+
+pytestmark = pytest.mark.skipif(preload.address() is None, reason="no preloader on this platform")
+
+SCRIPT = textwrap.dedent("""\
+    import os, sys, threading, atexit, time
+    print("argv", sys.argv, "file", __file__, "name", __name__, "spec", getattr(__spec__, "name", None))
+    print("path0", sys.path[0], "cwd", os.getcwd(), "GREETING", os.environ.get("GREETING"))
+    print("stdin", repr(sys.stdin.read()), "encoding", sys.stdout.encoding)
+    print("dont_write_bytecode", sys.dont_write_bytecode, "main is us", sys.modules["__main__"].__dict__ is globals())
+    print("on stderr", file=sys.stderr)
+    what = sys.argv[1] if len(sys.argv) > 1 else ""
+    if what == "thread":  # the interpreter waits for threads, then runs atexit
+        atexit.register(print, "atexit")
+        threading.Thread(target=lambda: (time.sleep(0.2), print("thread"))).start()
+    if what == "raise":
+        def inner():
+            raise ValueError("boom")
+        inner()
+    if what == "exit-text":
+        sys.exit("a message")
+    if what == "interrupt":
+        raise KeyboardInterrupt
+    if what == "big":
+        sys.stdout.write("x" * 300_000)
+    sys.exit(int(what) if what.isdigit() else 0)
+    """)
+
+CASES = [
+    ["script.py"], ["script.py", "thread"], ["script.py", "raise"], ["script.py", "exit-text"],
+    ["script.py", "interrupt"], ["script.py", "big"], ["script.py", "3"], ["script.py", "300"],
+    ["-c", "import sys; print(sys.argv, repr(sys.path[0]), __name__); sys.exit(4)", "x"],
+    ["-c", "print('unclosed'"],  # a SyntaxError, reported as Python does
+    ["-m", "alembic", "--version"], ["-m", "alembic", "nonsense"],
+    ["-m", "script", "thread"],
+]
+
+
+@pytest.fixture
+def folder(tmp_path):
+    (tmp_path / "script.py").write_text(SCRIPT)
+    return tmp_path
+
+
+def both(folder, args):
+    """The same command run preloaded, then as a plain process (TUTORIAL_PRELOAD=0)."""
+    preloaded = run(folder, *args)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("TUTORIAL_PRELOAD", "0")
+        plain = run(folder, *args)
+    return preloaded, plain
+
+
+@pytest.mark.parametrize("args", CASES, ids=lambda a: " ".join(a)[:40])
+def test_a_preloaded_command_prints_and_exits_as_python_does(folder, monkeypatch, args):
+    monkeypatch.setenv("GREETING", "hello")
+    preloaded, plain = both(folder, args)
+    assert (preloaded.returncode, preloaded.stdout, preloaded.stderr) == (
+        plain.returncode, plain.stdout, plain.stderr)
+
+
+def test_preloaded_commands_really_skip_the_imports(folder):
+    """...which also shows that `both` compares a preloaded run with a plain one."""
+    preloaded, plain = both(folder, ["-c", "import sys; print('sqlalchemy' in sys.modules)"])
+    assert (preloaded.stdout, plain.stdout) == ("True\n", "False\n")
+
+
+def test_what_the_preloader_cannot_run_as_python_would_runs_plainly(folder):
+    where = preload.address()
+    fds = (0, 1, 2)
+    for argv in (["-u", "script.py"], ["-"], []):
+        with pytest.raises(preload.Refused):
+            preload.spawn(where, argv, cwd=folder, env=dict(os.environ), fds=fds)
+    with pytest.raises(preload.Refused, match="PYTHON"):
+        preload.spawn(where, ["script.py"], cwd=folder, env={**os.environ, "PYTHONPATH": "/x"},
+                      fds=fds)
+    # ... and steps.run runs them the plain way, with the same result.
+    result = run(folder, "-c", "import sys; print(sys.path[1])", env={"PYTHONPATH": str(folder)})
+    assert result.stdout.strip() == str(folder)
+
+
+def test_many_commands_at_once_each_get_their_own_output_and_status(folder):
+    def one(i):
+        result = run(folder, "-c", f"import sys; print({i}); sys.exit({i % 4})")
+        return result.returncode, result.stdout
+
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(one, range(200)))
+    assert results == [(i % 4, f"{i}\n") for i in range(200)]
+
+
+def test_a_command_past_its_timeout_is_killed(folder):
+    (folder / "slow.py").write_text("import os, time\nprint(os.getpid(), flush=True)\ntime.sleep(60)\n")
+    with pytest.raises(subprocess.TimeoutExpired) as caught:
+        run(folder, "slow.py", timeout=1)
+    pid = int(caught.value.output.split()[0])
+    assert not _alive(pid)
+
+
+def _alive(pid: int, within: float = 5) -> bool:
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+def shim_env(folder: Path) -> dict[str, str]:
+    preload.write_shim(folder / "bin", sys.executable)
+    return {**os.environ, "PATH": f"{folder / 'bin'}{os.pathsep}{os.environ['PATH']}"}
+
+
+def test_the_shim_runs_bash_commands_preloaded_and_others_plainly(folder):
+    (folder / "bin").mkdir()
+    env = shim_env(folder)
+    script = ("python -c 'import sys; print(\"sqlalchemy\" in sys.modules)'; "
+              "python -u -c 'import sys; print(\"sqlalchemy\" in sys.modules)'; "
+              "echo piped | python -c 'print(input())'; python script.py 5")
+    result = subprocess.run(["bash", "-c", script], cwd=folder, env=env, capture_output=True,
+                            text=True)
+    assert result.stdout.splitlines()[:3] == ["True", "False", "piped"]
+    assert result.returncode == 5
+
+
+def test_a_signal_to_the_shim_reaches_its_command(folder):
+    (folder / "bin").mkdir()
+    (folder / "slow.py").write_text(
+        # Short sleeps: a signal that lands just before a sleep starts is seen after it.
+        "import os, time\ntry:\n    print(os.getpid(), flush=True)\n    while True:\n        time.sleep(0.05)\n"
+        "except KeyboardInterrupt:\n    print('interrupted', flush=True)\n    raise SystemExit(7)\n")
+    shim = subprocess.Popen(["python", "slow.py"], cwd=folder, env=shim_env(folder),
+                            stdout=subprocess.PIPE, text=True)
+    pid = int(shim.stdout.readline())
+    assert pid != shim.pid  # the command runs in the preloader's child, not in the shim
+    shim.send_signal(signal.SIGINT)
+    assert shim.wait(10) == 7 and shim.stdout.read() == "interrupted\n"
+    # Killed outright, the shim cannot pass it on: the preloader sees it go and ends its command.
+    shim = subprocess.Popen(["python", "slow.py"], cwd=folder, env=shim_env(folder),
+                            stdout=subprocess.PIPE, text=True)
+    pid = int(shim.stdout.readline())
+    shim.kill()
+    shim.wait()
+    assert not _alive(pid)
+
+
+def test_the_preloader_ends_with_the_process_that_started_it(folder):
+    """Its commands too: a killed test run or notebook kernel leaves nothing running."""
+    parent = textwrap.dedent("""\
+        import os
+        from tutorial_kit import preload
+        read, write = os.pipe()
+        child = preload.spawn(preload.address(), ["-c", "import os, time; print(os.getpid(), flush=True); time.sleep(60)"],
+                              cwd=".", env=dict(os.environ), fds=(0, write, 2))  # kept: a client that goes away ends its command
+        os.close(write)
+        command = os.read(read, 100).decode().strip()
+        print(command, preload._started["process"].pid, flush=True)
+        os._exit(0)  # as a killed process ends: no clean-up of its own
+        """)
+    env = {k: v for k, v in os.environ.items() if k != preload.ADDRESS_VARIABLE}
+    result = subprocess.run([sys.executable, "-c", parent], cwd=REPO, env=env,
+                            capture_output=True, text=True, timeout=30)
+    command_pid, preloader_pid = map(int, result.stdout.split())
+    assert not _alive(preloader_pid) and not _alive(command_pid)
+
+
+@pytest.mark.skipif(os.getuid() != 0, reason="needs root to become another user")
+def test_another_user_is_refused():
+    """The socket is abstract (no file, no permissions): the preloader checks who asks."""
+    where = preload.address()
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # a process of user nobody's asks
+        answer = "ran"
+        try:
+            os.setgid(65534)
+            os.setuid(65534)
+            preload.spawn(where, ["-c", "pass"], cwd="/", env=dict(os.environ), fds=(0, 1, 2))
+        except preload.Refused as exc:
+            answer = f"refused: {exc}"
+        finally:
+            os.write(write, answer.encode())
+            os._exit(0)
+    os.close(write)
+    os.waitpid(pid, 0)
+    with os.fdopen(read) as answer:
+        assert answer.read() == "refused: another user's request"

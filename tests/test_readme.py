@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tutorial_kit.readme import ReadmeError, ReadmeRun, parse, split_comment
+from tutorial_kit.readme import Handoff, ReadmeError, ReadmeRun, parse, split_comment
 from tutorial_kit.steps import REPO, STEPS
 
 
@@ -157,3 +157,75 @@ def test_a_command_that_does_not_do_what_the_readme_shows_stops_the_run(
         ReadmeRun(server, tmp_path / "work", out.append, root=tmp_path).step("step")
     assert "\n" not in str(info.value)
     assert "    never" not in out
+
+
+def walk_with_handoff(server, root: Path, names: list[str], handoff: Handoff) -> dict[str, object]:
+    """Walk `names` side by side as `make tutorial` does: each name's transcript or error."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def walk(name):
+        out: list[str] = []
+        try:
+            ReadmeRun(server, root / "work", out.append, root=root, handoff=handoff).step(name)
+        except ReadmeError as exc:
+            return exc
+        return out
+
+    with ThreadPoolExecutor(len(names)) as pool:
+        return dict(zip(names, pool.map(walk, names)))
+
+
+CREATE_MARK = ('python -c "import os, pymysql, sqlalchemy.engine as e; u = e.make_url('
+               "os.environ['DATABASE_URL']); c = pymysql.connect(host=u.host, port=u.port, "
+               "user=u.username, password=u.password or '', database=u.database); "
+               "c.cursor().execute('CREATE TABLE mark (n INT)')\"")
+SHOW_TABLES = ('python -c "import os, pymysql, sqlalchemy.engine as e; u = e.make_url('
+               "os.environ['DATABASE_URL']); c = pymysql.connect(host=u.host, port=u.port, "
+               "user=u.username, password=u.password or '', database=u.database); cur = c.cursor(); "
+               "cur.execute('SHOW TABLES'); print('tables', [r[0] for r in cur.fetchall()])\"")
+
+
+def test_in_the_tutorial_a_step_goes_on_from_the_databases_the_previous_walk_left(server, tmp_path):
+    write_step(tmp_path, "earlier", f"```sh\nexport DATABASE_URL=x\n{CREATE_MARK}\n{SHOW_DATABASE}\n```\n")
+    write_step(tmp_path, "later", f"""```sh
+export DATABASE_URL=x
+{SHOW_TABLES}
+```
+<!-- run after: earlier -->
+```sh
+{SHOW_DATABASE}
+{SHOW_TABLES}
+```
+""")
+    out = walk_with_handoff(server, tmp_path, ["earlier", "later"], Handoff(["earlier"]))
+    earlier, later = out["earlier"], out["later"]
+    # earlier's commands ran once, in its own walk; later took over the database it left.
+    assert "# later/README.md:6: the databases earlier's walk left (its commands are above)" in later
+    assert not any("CREATE TABLE mark" in line for line in later)
+    assert [l.strip() for l in later if l.startswith("    tables")] == ["tables []", "tables ['mark']"]
+    left = [l.strip() for l in earlier if l.strip().startswith("app_")]
+    assert left == [l.strip() for l in later if l.strip().startswith("app_")]
+    with server.connect() as conn, conn.cursor() as cur:  # and dropped it at its end
+        cur.execute("SHOW DATABASES")
+        assert left[0] not in {n for (n,) in cur.fetchall()}
+
+
+def test_in_the_tutorial_a_failed_walk_fails_the_one_going_on_from_it(server, tmp_path):
+    write_step(tmp_path, "earlier", "```sh\npython -c \"import time; time.sleep(0.5); raise SystemExit(2)\"\n```\n")
+    write_step(tmp_path, "later", "```sh\necho first\n```\n<!-- run after: earlier -->\n```sh\necho never\n```\n")
+    out = walk_with_handoff(server, tmp_path, ["earlier", "later"], Handoff(["earlier"]))
+    assert "exited 2" in str(out["earlier"])
+    assert isinstance(out["later"], ReadmeError) and "the walk of earlier failed" in str(out["later"])
+
+
+def test_in_the_tutorial_what_nobody_took_over_is_dropped(server, tmp_path):
+    write_step(tmp_path, "earlier", f"```sh\nexport DATABASE_URL=x\n{SHOW_DATABASE}\n```\n")
+    handoff = Handoff(["earlier"])
+    out = walk_with_handoff(server, tmp_path, ["earlier"], handoff)
+    [left] = [l.strip() for l in out["earlier"] if l.strip().startswith("app_")]
+    with server.connect() as conn, conn.cursor() as cur:
+        cur.execute("SHOW DATABASES")
+        assert left in {n for (n,) in cur.fetchall()}
+        handoff.drop_leftovers()
+        cur.execute("SHOW DATABASES")
+        assert left not in {n for (n,) in cur.fetchall()}

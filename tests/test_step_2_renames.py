@@ -1,13 +1,13 @@
 """step-2-generate: a rename is never planned as a drop by default (Django's "Did you rename?")."""
 
-import sys
+import os
 
 import pexpect
 import pytest
 from sqlalchemy import create_engine, inspect, text
 
 from conftest import assert_clean_failure
-from tutorial_kit.steps import run, step_env, url_text
+from tutorial_kit.steps import python_on_path, run, step_env, url_text
 
 USERS = 2000
 
@@ -162,11 +162,15 @@ def test_a_plain_drop_needs_no_answer(step, dev_database_url):
     assert "ALTER TABLE blogs DROP COLUMN title" in result.stdout
 
 
+def terminal_env(app, dev_database_url) -> dict[str, str]:
+    env = step_env(dev_database_url=dev_database_url)
+    return {**env, "PATH": f"{python_on_path(app.parent / 'bin')}{os.pathsep}{env['PATH']}"}
+
+
 def ask(app, dev_database_url, *answers: str) -> tuple[str, int]:
     """Run the planner on a pseudo-terminal, answering its questions in turn."""
-    child = pexpect.spawn(sys.executable, ["generate.py", "rename"], cwd=str(app),
-                          env=step_env(dev_database_url=dev_database_url),
-                          encoding="utf-8", timeout=120)
+    child = pexpect.spawn("python", ["generate.py", "rename"], cwd=str(app),
+                          env=terminal_env(app, dev_database_url), encoding="utf-8", timeout=120)
     for answer in answers:
         child.expect_exact("[y/N] ")
         if answer == "EOF":
@@ -202,9 +206,8 @@ def test_on_a_terminal_a_table_then_its_column_is_asked_about(step, dev_database
     app = step("step-2-generate")
     for old, new in RENAMES["table and one of its columns"][0]:
         edit(app / "models.py", old, new)
-    child = pexpect.spawn(sys.executable, ["generate.py", "rename"], cwd=str(app),
-                          env=step_env(dev_database_url=dev_database_url),
-                          encoding="utf-8", timeout=120)
+    child = pexpect.spawn("python", ["generate.py", "rename"], cwd=str(app),
+                          env=terminal_env(app, dev_database_url), encoding="utf-8", timeout=120)
     child.expect_exact("Did you rename table blogs to posts? [y/N] ")
     child.sendline("y")
     child.expect_exact("Did you rename posts.title to posts.headline? [y/N] ")

@@ -1,14 +1,12 @@
 """step-3-apply: production is baselined after a schema check, then migrated under a lock."""
 
 import re
-import subprocess
-import sys
 
 import pytest
 from sqlalchemy import inspect, text
 
 from conftest import assert_clean_failure
-from tutorial_kit.steps import run, step_env
+from tutorial_kit.steps import run, run_at_once
 
 USERS, POSTS = 3000, 6000
 
@@ -210,13 +208,9 @@ def test_baseline_builds_the_revision_with_productions_collation(step, database_
 
 def test_concurrent_upgrades_take_turns(step, database_url, db):
     app = step("step-3-apply")
-    env = step_env(database_url)
-    processes = [
-        subprocess.Popen([sys.executable, "migrate.py", "upgrade"], cwd=app, env=env,
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        for _ in range(6)
-    ]
-    results = [(p.wait(timeout=120), *p.communicate()) for p in processes]
+    processes = run_at_once(app, "migrate.py", "upgrade", copies=6, database_url=database_url,
+                            timeout=120)
+    results = [(p.returncode, p.stdout, p.stderr) for p in processes]
     assert [code for code, _, _ in results] == [0] * 6, results
     waited = "Waiting for another process's migration to finish...\n"
     assert all(err in ("", waited) for _, _, err in results), results

@@ -1,9 +1,8 @@
 """step-3-apply on a real server: what ran is recorded, failures are explained, plain Alembic is
 as safe as migrate.py (lock and history live in migrations/env.py)."""
 
-import subprocess
-import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from sqlalchemy import inspect, text
@@ -11,7 +10,7 @@ from sqlalchemy import inspect, text
 from conftest import assert_clean_failure
 from test_step_3_apply import initialize_revision, snapshot
 from tutorial_kit.revisions import write_revision
-from tutorial_kit.steps import run, step_env
+from tutorial_kit.steps import run, run_at_once
 
 USERS = 2000
 
@@ -164,13 +163,8 @@ def test_six_concurrent_upgrades_apply_each_revision_once(step, database_url, db
     first = initialize_revision(app)
     write_revision(app, "add_nickname", ADD_NICKNAME, DROP_NICKNAME,
                    rev="30000101000000", down=first)
-    env = step_env(database_url)
-    processes = [
-        subprocess.Popen([sys.executable, *command], cwd=app, env=env,
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        for _ in range(6)
-    ]
-    results = [(p.wait(timeout=120), *p.communicate()) for p in processes]
+    processes = run_at_once(app, *command, copies=6, database_url=database_url, timeout=120)
+    results = [(p.returncode, p.stdout, p.stderr) for p in processes]
     assert [code for code, _, _ in results] == [0] * 6, results
     for _, _, err in results:  # at most a line saying it waited, and plain alembic's INFO log
         lines = [l for l in err.splitlines() if not l.startswith("INFO ")]
@@ -197,10 +191,8 @@ def test_a_connection_killed_during_the_first_upgrade_is_told_truthfully(step, d
     path.write_text(path.read_text().replace(
         "    op.create_table('blogs',", "    op.execute('SELECT SLEEP(60)')\n    op.create_table('blogs',"))
     assert run(app, "migrate.py", "hash").returncode == 0
-    process = subprocess.Popen([sys.executable, "migrate.py", "upgrade"], cwd=app,
-                               env=step_env(database_url), stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True)
-    with db.connect() as conn:
+    with ThreadPoolExecutor(1) as pool, db.connect() as conn:
+        upgrade = pool.submit(run, app, "migrate.py", "upgrade", database_url=database_url)
         for _ in range(300):  # until the revision sleeps, at most 30 s
             sleeping = conn.scalar(text(
                 "SELECT ID FROM information_schema.PROCESSLIST "
@@ -208,10 +200,9 @@ def test_a_connection_killed_during_the_first_upgrade_is_told_truthfully(step, d
             if sleeping:
                 break
             time.sleep(0.1)
-        assert sleeping, process.communicate()
+        assert sleeping, upgrade.result()
         conn.execute(text(f"KILL {int(sleeping)}"))
-    out, err = process.communicate(timeout=60)
-    result = subprocess.CompletedProcess(process.args, process.returncode, out, err)
+        result = upgrade.result(timeout=60)
     line = assert_clean_failure(result)
     rev = initialize_revision(app)
     assert f"lost the connection to MySQL while revision {rev} (initialize) ran `SELECT SLEEP(60)`" in line

@@ -17,7 +17,7 @@ from sqlalchemy import create_engine, text
 
 from conftest import repo_root
 from tutorial_kit.revisions import write_revision
-from tutorial_kit.steps import run, step_env, url_text
+from tutorial_kit.steps import python_on_path, run, step_env, url_text
 
 STEP = "step-6-verify-safety"
 WORKFLOW = Path(".github/workflows/migrations.yml")
@@ -94,7 +94,7 @@ def test_workflow_steps_run_in_order(step, server, dev_database_url, change):
     # The job's URLs name the service; here, the local server.
     assert set(job["env"]) == {"DEV_DATABASE_URL", "DATABASE_URL"}
     env = step_env(database_url=fresh, dev_database_url=dev_database_url)
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
+    env["PATH"] = f"{python_on_path(app.parent / 'bin')}{os.pathsep}{env['PATH']}"
     env["GITHUB_BASE_REF"] = "main"
     outputs = {}
     try:

@@ -16,7 +16,9 @@ Where a block starts from
     the previous one left them. `<!-- run after: STEP [STEP ...] -->` just before the fence
     gives that block fresh databases and first runs the blocks of the named step folders
     against them, each in a fresh copy (as a reader who followed those steps has them):
-    step-3's "a database that create_all() made" says `<!-- run after: start -->`.
+    step-3's "a database that create_all() made" says `<!-- run after: start -->`. In
+    `make tutorial`, which walks every step anyway, a block after one step takes over the
+    databases that step's own walk left instead (see Handoff).
 
 How each line runs
     - Blank lines and `# comment` lines are skipped; a line ending in `\\` goes on on the next.
@@ -40,16 +42,15 @@ import re
 import shlex
 import shutil
 import subprocess
-import sys
 from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from sqlalchemy.engine import URL
 
-from tutorial_kit import preload
 from tutorial_kit.mysql import Server
-from tutorial_kit.steps import REPO, copy_step, step_env, url_text
+from tutorial_kit.steps import REPO, copy_step, python_on_path, step_env, url_text
 
 RUN_LANGUAGES = {"sh", "bash"}
 DATABASE_VARIABLES = {"DATABASE_URL": "app", "DEV_DATABASE_URL": "dev"}
@@ -172,26 +173,78 @@ class Databases:
             self.server.drop_database(url)
         self.made.clear()
 
+    def hand_over(self) -> Databases:
+        """The current `app` and `dev`, for another walk to go on from; the rest dropped."""
+        current = list(self.urls.values())
+        self.made = [url for url in self.made if url not in current]
+        self.drop()
+        return Databases(self.server, dict(self.urls), current)
+
+    def take_over(self, other: Databases) -> None:
+        self.urls = dict(other.urls)
+        self.made.extend(other.made)
+
+
+class Handoff:
+    """The databases a step's walk leaves, for the walk that goes on from them.
+
+    `make tutorial` walks every step once. Step 4's README goes on from where step 3's leaves
+    (`<!-- run after: step-3-apply -->`): instead of walking step 3 again, step 4's walk waits
+    for step 3's and takes over the databases it left, as a reader does who follows one step
+    after the other. Walks run alone (the tests) walk the steps they go on from again.
+    """
+
+    def __init__(self, steps):
+        self._left: dict[str, Future[Databases]] = {name: Future() for name in steps}
+        self._taken: set[str] = set()
+
+    def wants(self, name: str) -> bool:
+        return name in self._left
+
+    def give(self, name: str, databases: Databases) -> None:
+        self._left[name].set_result(databases.hand_over())
+
+    def fail(self, name: str) -> None:
+        self._left[name].set_exception(ReadmeError(f"the walk of {name} failed"))
+
+    def take(self, name: str) -> Databases:
+        self._taken.add(name)
+        return self._left[name].result()
+
+    def drop_leftovers(self) -> None:
+        """Drop what nobody took (a walk that failed before taking it over)."""
+        for name, future in self._left.items():
+            if name not in self._taken and future.done() and future.exception() is None:
+                future.result().drop()
+
 
 class ReadmeRun:
     """Runs step READMEs; `say` gets the transcript, one line at a time."""
 
     def __init__(
-        self, server: Server, work: Path, say: Callable[[str], None] = print, root: Path = REPO
+        self, server: Server, work: Path, say: Callable[[str], None] = print, root: Path = REPO,
+        handoff: Handoff | None = None,
     ):
         self.server = server
         self.work = work
         self.say = say
         self.root = root  # where the step folders are
-        self.bin = _python_bin(work)
+        self.bin = python_on_path(work / ".bin")
+        self.handoff = handoff
 
     def step(self, name: str) -> None:
         """Every runnable block of `name`/README.md, in a fresh copy, on fresh databases."""
         databases = Databases(self.server)
+        wanted = self.handoff is not None and self.handoff.wants(name)
         try:
             databases.fresh()
             self._walk(name, self.work / name, databases, depth=0)
+            if wanted:
+                self.handoff.give(name, databases)
+                wanted = False
         finally:
+            if wanted:
+                self.handoff.fail(name)
             databases.drop()
 
     def _walk(self, name: str, dest: Path, databases: Databases, depth: int) -> None:
@@ -205,13 +258,21 @@ class ReadmeRun:
             if block.not_run:
                 self.say(f"# {where}: not run ({block.not_run})")
                 continue
-            if block.run_after:
+            if block.run_after and self._handed(block.run_after, depth):
+                [other] = block.run_after
+                self.say(f"# {where}: the databases {other}'s walk left (its commands are above)")
+                databases.take_over(self.handoff.take(other))
+            elif block.run_after:
                 databases.fresh()
                 self.say(f"# {where}: fresh databases, after {', '.join(block.run_after)}")
                 for other in block.run_after:
                     self._walk(other, dest / f"after-{depth}-{number}", databases, depth + 1)
             for command in block.commands:
                 cwd = self._run(name, folder, cwd, command, env, databases, readme)
+
+    def _handed(self, steps: tuple[str, ...], depth: int) -> bool:
+        return (self.handoff is not None and depth == 0 and len(steps) == 1
+                and self.handoff.wants(steps[0]))
 
     def _run(self, name, folder, cwd, command, env, databases, readme) -> Path:
         where = f"{readme.parent.name}/README.md:{command.line}"
@@ -252,21 +313,3 @@ class ReadmeRun:
         elif result.returncode != 0:
             raise ReadmeError(f"{where}: `{command.text}` exited {result.returncode}")
         return cwd
-
-
-def _python_bin(work: Path) -> str:
-    """Folders for PATH whose `python` is the kit's own: the preloader's shim (see
-    tutorial_kit.preload), else a venv's bin/, or a link made for it."""
-    here = Path(sys.executable).parent
-    if preload.address() is not None:
-        shim = work / ".bin"
-        shim.mkdir(parents=True, exist_ok=True)
-        preload.write_shim(shim, sys.executable)
-        return f"{shim}{os.pathsep}{here}"  # then the venv's other commands
-    if (here / "python").exists():
-        return str(here)
-    shim = work / ".bin"
-    shim.mkdir(parents=True, exist_ok=True)
-    if not (shim / "python").exists():
-        (shim / "python").symlink_to(sys.executable)
-    return str(shim)

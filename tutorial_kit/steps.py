@@ -95,3 +95,31 @@ def run(
         text=True,
         timeout=timeout,
     )
+
+
+def run_at_once(step_dir: Path, *args: str, copies: int, **kwargs) -> list[subprocess.CompletedProcess[str]]:
+    """`copies` processes of the same command, started together (as six deploys racing)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(copies) as pool:
+        return list(pool.map(lambda _: run(step_dir, *args, **kwargs), range(copies)))
+
+
+def python_on_path(folder: Path) -> str:
+    """What to put first on PATH so that bash's `python` is the kit's: the preloader's shim
+    (made in `folder`), else the venv's bin/, else a link to this Python in `folder`.
+
+    The venv's bin/ comes along either way, for its other commands (pip, alembic).
+    """
+    here = Path(sys.executable).parent
+    folder = Path(folder)
+    if preload.address() is not None:
+        folder.mkdir(parents=True, exist_ok=True)
+        preload.write_shim(folder, sys.executable)
+        return f"{folder}{os.pathsep}{here}"
+    if (here / "python").exists():
+        return str(here)
+    folder.mkdir(parents=True, exist_ok=True)
+    if not (folder / "python").exists():
+        (folder / "python").symlink_to(sys.executable)
+    return str(folder)

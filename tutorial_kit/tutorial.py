@@ -20,16 +20,16 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 from tutorial_kit.mysql import NoServerError, Server, find_server
-from tutorial_kit.readme import ReadmeError, ReadmeRun
+from tutorial_kit.readme import Handoff, ReadmeError, ReadmeRun, parse
 from tutorial_kit.steps import REPO, STEPS, build_dir
 
 
-def walk_step(server: Server, build: Path, name: str) -> list[str]:
+def walk_step(server: Server, build: Path, name: str, handoff: Handoff) -> list[str]:
     """The transcript of one step README's commands; ReadmeError when one misbehaves."""
     lines = [f"\n=== {name}: the commands of {name}/README.md"]
     started = time.perf_counter()
     try:
-        ReadmeRun(server, build / "steps", lines.append).step(name)
+        ReadmeRun(server, build / "steps", lines.append, handoff=handoff).step(name)
     except ReadmeError as exc:
         exc.transcript = lines  # what ran up to the failure, for the reader
         raise
@@ -45,30 +45,9 @@ def run_notebook(server: Server, build: Path, source: Path) -> list[str]:
     return [f"notebook {source.stem} ... {seconds:.1f} s"]
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--skip-notebooks", action="store_true", help="run the steps only")
-    args = parser.parse_args(argv)
-
-    build = build_dir()
-    build.mkdir(parents=True, exist_ok=True)
-    try:
-        server = find_server()
-    except NoServerError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    started = time.perf_counter()
-    jobs: list[tuple[str, Callable[[], list[str]]]] = [
-        ("step", lambda name=name: walk_step(server, build, name))
-        for name in STEPS
-        if (REPO / name / "README.md").is_file()
-    ]
-    if not args.skip_notebooks:
-        from tutorial_kit.notebooks import sources
-
-        jobs += [("notebook", lambda s=s: run_notebook(server, build, s)) for s in sources()]
-    workers = int(os.environ.get("TUTORIAL_JOBS") or max(2, os.cpu_count() or 1))
-    with server, ThreadPoolExecutor(workers) as pool, (build / "transcript.txt").open("w") as log:
+def run_jobs(jobs, workers: int, server: Server, build: Path) -> int:
+    """Run the jobs side by side; print what each printed, in order. 1 when a step failed."""
+    with ThreadPoolExecutor(workers) as pool, (build / "transcript.txt").open("w") as log:
         print(f"MySQL: {server.source}; {len(jobs)} steps and notebooks, {workers} at a time",
               flush=True)
         futures: list[Future[list[str]]] = [pool.submit(job) for _, job in jobs]
@@ -87,6 +66,47 @@ def main(argv: list[str] | None = None) -> int:
                 print(line, flush=True)
                 if kind == "step":
                     log.write(line + "\n")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--skip-notebooks", action="store_true", help="run the steps only")
+    args = parser.parse_args(argv)
+
+    build = build_dir()
+    build.mkdir(parents=True, exist_ok=True)
+    try:
+        server = find_server()
+    except NoServerError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    started = time.perf_counter()
+    steps = [name for name in STEPS if (REPO / name / "README.md").is_file()]
+    # A step whose README goes on from another's takes over the databases that one's walk
+    # leaves; it waits for it (submitted before it, so it has started by then).
+    handoff = Handoff(
+        block.run_after[0]
+        for name in steps
+        for block in parse(REPO / name / "README.md")
+        if len(block.run_after) == 1 and block.run_after[0] in steps
+    )
+    jobs: list[tuple[str, Callable[[], list[str]]]] = [
+        ("step", lambda name=name: walk_step(server, build, name, handoff)) for name in steps
+    ]
+    if not args.skip_notebooks:
+        from tutorial_kit.notebooks import sources
+
+        jobs += [("notebook", lambda s=s: run_notebook(server, build, s)) for s in sources()]
+    # One more than the cores: a walk that waits for another's databases uses none.
+    workers = int(os.environ.get("TUTORIAL_JOBS") or max(2, os.cpu_count() or 1) + 1)
+    with server:
+        try:
+            code = run_jobs(jobs, workers, server, build)
+        finally:  # after every walk has ended: what a failed walk never took over
+            handoff.drop_leftovers()
+        if code:
+            return code
         print(f"\nTranscript: {build / 'transcript.txt'}")
         if not args.skip_notebooks:
             print(f"Executed notebooks: {build / 'notebooks'}")

@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import create_engine, inspect, text
 
 from tutorial_kit import NoServerError, find_server
-from tutorial_kit.steps import copy_step, url_text
+from tutorial_kit.steps import copy_step, lazy_ca_certificates, url_text
 
 
 def pytest_configure(config):
@@ -18,6 +18,7 @@ def pytest_configure(config):
     Its URL goes into DATABASE_URL, which the test workers (pytest -n) inherit: they all share
     one server instead of each starting its own.
     """
+    lazy_ca_certificates()  # every connection's TLS set-up, 20 times cheaper (see there)
     if hasattr(config, "workerinput") or os.environ.get("DATABASE_URL"):
         return
     try:
@@ -25,6 +26,12 @@ def pytest_configure(config):
     except NoServerError as exc:
         pytest.exit(f"error: {exc}", returncode=2)
     os.environ.update(config.mysql_server.environ)
+
+
+def pytest_xdist_auto_num_workers(config):
+    """-n auto: one worker more than the cores. Many tests spend part of their time waiting
+    (for MySQL, for a command's timeout), and the extra worker uses that time."""
+    return (os.cpu_count() or 1) + 1
 
 
 def pytest_collection_modifyitems(config, items):

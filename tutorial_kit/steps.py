@@ -43,9 +43,33 @@ def url_text(url: URL | str | None) -> str | None:
     return url.render_as_string(hide_password=False)
 
 
+def lazy_ca_certificates(environ: dict[str, str] | os._Environ = os.environ) -> None:
+    """Have OpenSSL look CA certificates up one by one instead of parsing the whole bundle.
+
+    PyMySQL offers TLS on every connection (its "preferred" mode) and, for that, builds an SSL
+    context that parses the system's CA bundle (some 140 certificates, 20 ms of CPU), then does
+    not verify the server's certificate anyway. The tests and `make tutorial` open thousands of
+    connections, two per command: that was a third of their CPU. Where the system also has the
+    hashed CA folder (Debian's /etc/ssl/certs), SSL_CERT_FILE is pointed at no file, so OpenSSL
+    reads only that folder, lazily; a connection that verifies still finds its CA there. Only
+    when SSL_CERT_FILE is unset or names the system's own bundle (whose certificates are the
+    folder's), and the folder exists; otherwise nothing changes.
+    """
+    import ssl
+
+    paths = ssl.get_default_verify_paths()
+    own = environ.get("SSL_CERT_FILE")
+    if own and os.path.realpath(own) != os.path.realpath(paths.openssl_cafile):
+        return  # somebody's own bundle: theirs to keep
+    if not paths.capath or not next(Path(paths.capath).glob("*.0"), None):
+        return
+    environ["SSL_CERT_FILE"] = str(Path(paths.capath) / "no-bundle-see-tutorial_kit-steps.py")
+
+
 def step_env(database_url=None, dev_database_url=None) -> dict[str, str]:
     """The environment a step runs with: only the two variables it reads are set or cleared."""
     env = dict(os.environ)
+    lazy_ca_certificates(env)
     env.pop("DATABASE_URL", None)
     env.pop("DEV_DATABASE_URL", None)
     env["PYTHONUNBUFFERED"] = "1"

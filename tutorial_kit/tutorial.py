@@ -21,7 +21,7 @@ from pathlib import Path
 
 from tutorial_kit.mysql import NoServerError, Server, find_server
 from tutorial_kit.readme import Handoff, ReadmeError, ReadmeRun, parse
-from tutorial_kit.steps import REPO, STEPS, build_dir
+from tutorial_kit.steps import REPO, STEPS, build_dir, lazy_ca_certificates
 
 
 def walk_step(server: Server, build: Path, name: str, handoff: Handoff) -> list[str]:
@@ -76,6 +76,7 @@ def main(argv: list[str] | None = None) -> int:
 
     build = build_dir()
     build.mkdir(parents=True, exist_ok=True)
+    lazy_ca_certificates()  # for this process's connections and the kernels' (see there)
     try:
         server = find_server()
     except NoServerError as exc:

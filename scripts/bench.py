@@ -4,6 +4,9 @@ Figures, not asserts: run it before and after a change and compare. Both run aga
 server, found (or started once) the kit's usual way; the server's start-up is not counted.
 The figures depend on what else the machine does: on a shared machine, run it twice.
 
+`--plain` also times both with TUTORIAL_PRELOAD=0 (every command a plain `python`), and prints
+what the preloader saves.
+
 `python scripts/bench.py --big-tables [ROWS]` instead: the tutorial's revisions from
 add_user_title to user_title_required on users and blogs of ROWS rows each (1,000,000 by
 default), each statement timed beside the ALGORITHM that step-6's `migrate.py lint` says the
@@ -40,22 +43,31 @@ def timed(command: list[str], env: dict[str, str]) -> tuple[float, str]:
     return seconds, result.stdout
 
 
-def main() -> int:
+def main(plain: bool = False) -> int:
     print(f"{os.cpu_count()} cores; load average {os.getloadavg()[0]:.1f} at the start")
+    ways = [("", {})] + ([(" (plain)", {"TUTORIAL_PRELOAD": "0"})] if plain else [])
+    times: dict[str, float] = {}
     with find_server() as server, tempfile.TemporaryDirectory() as build:
-        print(f"MySQL: {server.source}\n")
-        env = {**os.environ, **server.environ, "TUTORIAL_BUILD_DIR": build}
-        tutorial, out = timed([sys.executable, "-m", "tutorial_kit.tutorial"], env)
-        # What each step and notebook took, as the tutorial reported it (they run side by side).
-        for name, seconds in re.findall(r"^=== (\S+): ok in ([\d.]+) s", out, re.M):
-            print(f"  step {name:<28}{float(seconds):>7.1f} s")
-        for name, seconds in re.findall(r"^notebook (\S+) \.\.\. ([\d.]+) s", out, re.M):
-            print(f"  notebook {name:<24}{float(seconds):>7.1f} s")
-        suite, _ = timed([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"], env)
+        print(f"MySQL: {server.source}")
+        for label, extra in ways:
+            env = {**os.environ, **server.environ, "TUTORIAL_BUILD_DIR": build, **extra}
+            print(f"\nmake tutorial{label}")
+            seconds, out = timed([sys.executable, "-m", "tutorial_kit.tutorial"], env)
+            times[f"make tutorial{label}"] = seconds
+            # What each step and notebook took, as the tutorial reported it (side by side).
+            for name, took in re.findall(r"^=== (\S+): ok in ([\d.]+) s", out, re.M):
+                print(f"  step {name:<28}{float(took):>7.1f} s")
+            for name, took in re.findall(r"^notebook (\S+) \.\.\. ([\d.]+) s", out, re.M):
+                print(f"  notebook {name:<24}{float(took):>7.1f} s")
+            times[f"make test{label}"], _ = timed(
+                [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"], env)
     print()
-    for name, seconds in (("make tutorial", tutorial), ("make test", suite)):
-        target = TARGETS[name]
-        print(f"{name:<14}{seconds:>7.1f} s   {seconds / target:.2f} x the {target:.0f} s target")
+    for name, seconds in times.items():
+        target = TARGETS[name.removesuffix(" (plain)")]
+        print(f"{name:<22}{seconds:>7.1f} s   {seconds / target:.2f} x the {target:.0f} s target")
+    if plain:  # what the preloader (tutorial_kit/preload.py) saves
+        for name in TARGETS:
+            print(f"{name}: plain / preloaded = {times[name + ' (plain)'] / times[name]:.2f}")
     print(f"load average {os.getloadavg()[0]:.1f} at the end")
     return 0
 
@@ -161,5 +173,7 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--big-tables", nargs="?", const=1_000_000, type=int, metavar="ROWS",
                         help="time the tutorial's revisions on tables of ROWS rows (1,000,000)")
+    parser.add_argument("--plain", action="store_true",
+                        help="also time both with TUTORIAL_PRELOAD=0, and print the ratios")
     options = parser.parse_args()
-    sys.exit(main() if options.big_tables is None else big_tables(options.big_tables))
+    sys.exit(main(options.plain) if options.big_tables is None else big_tables(options.big_tables))

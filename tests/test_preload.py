@@ -141,16 +141,19 @@ def test_the_shim_runs_bash_commands_preloaded_and_others_plainly(folder):
 
 def test_a_signal_to_the_shim_reaches_its_command(folder):
     (folder / "bin").mkdir()
+    # SIGTERM, not SIGINT: a shell's background job (CI's, say) starts with SIGINT ignored.
     (folder / "slow.py").write_text(
-        # Short sleeps: a signal that lands just before a sleep starts is seen after it.
-        "import os, time\ntry:\n    print(os.getpid(), flush=True)\n    while True:\n        time.sleep(0.05)\n"
-        "except KeyboardInterrupt:\n    print('interrupted', flush=True)\n    raise SystemExit(7)\n")
+        "import os, signal, sys, time\n"
+        "def stop(number, frame):\n    print('terminated', flush=True)\n    sys.exit(7)\n"
+        "signal.signal(signal.SIGTERM, stop)\n"
+        "print(os.getpid(), flush=True)\n"
+        "while True:\n    time.sleep(0.05)\n")
     shim = subprocess.Popen(["python", "slow.py"], cwd=folder, env=shim_env(folder),
                             stdout=subprocess.PIPE, text=True)
     pid = int(shim.stdout.readline())
     assert pid != shim.pid  # the command runs in the preloader's child, not in the shim
-    shim.send_signal(signal.SIGINT)
-    assert shim.wait(10) == 7 and shim.stdout.read() == "interrupted\n"
+    shim.send_signal(signal.SIGTERM)
+    assert shim.wait(10) == 7 and shim.stdout.read() == "terminated\n"
     # Killed outright, the shim cannot pass it on: the preloader sees it go and ends its command.
     shim = subprocess.Popen(["python", "slow.py"], cwd=folder, env=shim_env(folder),
                             stdout=subprocess.PIPE, text=True)

@@ -230,7 +230,9 @@ def shim_main(real_python: str, argv: list[str]) -> int:
     started: list[Child] = []
     pending: list[int] = []
     forward = lambda number, _frame: started[0].kill(number) if started else pending.append(number)
-    signals = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
+    # Those this process was started ignoring (a shell's background job ignores SIGINT) stay so.
+    signals = [sig for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
+               if signal.getsignal(sig) != signal.SIG_IGN]
     for sig in signals:
         signal.signal(sig, forward)
     try:

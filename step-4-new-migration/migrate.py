@@ -7,6 +7,7 @@ refusal to upgrade a database that create_all() made, a baseline that checks the
 trusting it, and a status that shows what ran and what failed.
 """
 
+import os
 import sys
 
 from alembic import command
@@ -221,4 +222,10 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    try:
+        main(sys.argv[1:])
+        sys.stdout.flush()
+    except BrokenPipeError:  # `python migrate.py status | head`: the reader has read enough
+        # Python's own advice: point stdout at nothing, so the exit does not fail a second time.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(1)

@@ -163,6 +163,34 @@ def test_a_signal_to_the_shim_reaches_its_command(folder):
     assert not _alive(pid)
 
 
+def test_a_client_gone_before_it_hears_the_pid_takes_its_command_along(folder):
+    """Before, the preloader lost track of such a command: it ran on, and was never reaped."""
+    import json
+    import socket
+
+    read, write = os.pipe()
+    payload = json.dumps({"argv": ["-c", "import os, time; print(os.getpid(), flush=True); "
+                                         "time.sleep(60)"],
+                          "cwd": str(folder), "env": dict(os.environ)}).encode()
+    client = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    client.connect("\0" + preload.address())
+    socket.send_fds(client, [preload._HEADER.pack(len(payload)) + payload], [0, write, 2])
+    client.close()  # before the preloader has even read the request
+    os.close(write)
+    # The command holds the pipe's other end: the pipe ends when the command does.
+    import select
+
+    output, deadline = b"", time.monotonic() + 10
+    while select.select([read], [], [], max(0, deadline - time.monotonic()))[0]:
+        chunk = os.read(read, 100)
+        if not chunk:
+            break
+        output += chunk
+    else:
+        pytest.fail(f"the command ({output.decode().strip()}) still runs after 10 s")
+    os.close(read)
+
+
 def test_the_preloader_ends_with_the_process_that_started_it(folder):
     """Its commands too: a killed test run or notebook kernel leaves nothing running."""
     parent = textwrap.dedent("""\

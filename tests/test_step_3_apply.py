@@ -326,3 +326,21 @@ def test_bad_input_gets_one_clear_line(step, database_url, dev_database_url, db,
     db.dispose()
     after = (sorted(inspect(db).get_table_names()), snapshot(db) if url in ("filled", "managed") else None)
     assert after == before  # nothing half-done
+
+
+@pytest.mark.parametrize("step_name", ["step-3-apply", "step-6-verify-safety"])
+def test_status_into_a_pipe_that_closes_early_ends_quietly(step, database_url, step_name):
+    """`python migrate.py status | head`: before, a BrokenPipeError traceback once head quit."""
+    import subprocess
+
+    from tutorial_kit.steps import python_on_path, step_env
+
+    app = step(step_name)
+    assert run(app, "migrate.py", "upgrade", database_url=database_url).returncode == 0
+    env = step_env(database_url)
+    env["PATH"] = f"{python_on_path(app.parent / 'bin')}:{env['PATH']}"
+    # `true` reads nothing and is gone before status writes: every write meets a closed pipe.
+    result = subprocess.run(
+        ["bash", "-c", "python migrate.py status | true; echo status=${PIPESTATUS[0]}"],
+        cwd=app, env=env, capture_output=True, text=True, timeout=60)
+    assert result.stderr == "" and result.stdout == "status=1\n", result.stderr

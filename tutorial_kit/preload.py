@@ -359,8 +359,18 @@ def _start(conn: socket.socket, startup: dict[str, str], close_all) -> tuple[int
                 code = _child(request, fds)
             finally:
                 os._exit(code)
-        conn.sendall(f"pid {pid}\n".encode())
-        return pid, os.pidfd_open(pid)
+        # From here on the child is ours to reap, whatever happens to its client.
+        try:
+            pidfd = os.pidfd_open(pid)
+        except OSError:
+            _kill(pid)
+            os.waitpid(pid, 0)
+            raise
+        try:
+            conn.sendall(f"pid {pid}\n".encode())
+        except OSError:  # the client is already gone: so is its command
+            _kill(pid)
+        return pid, pidfd
     except (Refused, OSError, ValueError, KeyError) as exc:
         try:
             conn.sendall(f"refused {exc}\n".encode())

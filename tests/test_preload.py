@@ -163,9 +163,10 @@ def test_a_signal_to_the_shim_reaches_its_command(folder):
     assert not _alive(pid)
 
 
-def test_a_client_gone_before_it_hears_the_pid_takes_its_command_along(folder):
-    """Before, the preloader lost track of such a command: it ran on, and was never reaped."""
+def gone_client(folder, *, wait: float) -> None:
+    """A client that asks for a long command, then goes away after `wait` seconds, unread."""
     import json
+    import select
     import socket
 
     read, write = os.pipe()
@@ -175,11 +176,10 @@ def test_a_client_gone_before_it_hears_the_pid_takes_its_command_along(folder):
     client = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     client.connect("\0" + preload.address())
     socket.send_fds(client, [preload._HEADER.pack(len(payload)) + payload], [0, write, 2])
-    client.close()  # before the preloader has even read the request
+    time.sleep(wait)
+    client.close()
     os.close(write)
     # The command holds the pipe's other end: the pipe ends when the command does.
-    import select
-
     output, deadline = b"", time.monotonic() + 10
     while select.select([read], [], [], max(0, deadline - time.monotonic()))[0]:
         chunk = os.read(read, 100)
@@ -189,6 +189,15 @@ def test_a_client_gone_before_it_hears_the_pid_takes_its_command_along(folder):
     else:
         pytest.fail(f"the command ({output.decode().strip()}) still runs after 10 s")
     os.close(read)
+
+
+@pytest.mark.parametrize("wait", [0, 0.5], ids=["before it hears the pid", "with the pid unread"])
+def test_a_client_gone_takes_its_command_along_and_the_preloader_goes_on(folder, wait):
+    """Before: gone before the pid, its command ran on, unreaped; gone with the pid unread
+    (which resets the connection), the preloader itself stopped."""
+    gone_client(folder, wait=wait)
+    check = run(folder, "-c", "import sys; print('sqlalchemy' in sys.modules)")
+    assert check.stdout == "True\n"  # still preloaded: the preloader answers
 
 
 def test_the_preloader_ends_with_the_process_that_started_it(folder):

@@ -285,6 +285,39 @@ def serve(address: str) -> None:
             conn.close()
             os.close(pidfd)
 
+    def accept() -> None:
+        conn, _ = listener.accept()
+        started = _start(conn, startup, close_all)
+        if started is not None:
+            pid, pidfd = started
+            running[pid] = (conn, pidfd)
+            selector.register(pidfd, selectors.EVENT_READ, ("ended", pid))
+            selector.register(conn, selectors.EVENT_READ, ("client", pid))
+
+    def client_spoke(conn: socket.socket, pid: int) -> None:
+        """A client says nothing after its request: what it sends is its going away."""
+        try:
+            gone = not conn.recv(4096)
+        except OSError:
+            gone = True
+        if gone:
+            selector.unregister(conn)
+            _kill(pid)
+
+    def ended(pid: int) -> None:
+        conn, pidfd = running.pop(pid)
+        selector.unregister(pidfd)
+        os.close(pidfd)
+        if selector.get_map().get(conn) is not None:
+            selector.unregister(conn)
+        _, status = os.waitpid(pid, 0)
+        code = os.waitstatus_to_exitcode(status)
+        try:
+            conn.sendall(f"exit {code}\n".encode() if code >= 0 else f"signal {-code}\n".encode())
+        except OSError:
+            pass  # its client is gone
+        conn.close()
+
     while True:
         for key, _ in selector.select():
             if key.data == "parent":
@@ -292,33 +325,17 @@ def serve(address: str) -> None:
                     for pid in running:
                         _kill(pid)
                     return
-            elif key.data == "accept":
-                conn, _ = listener.accept()
-                started = _start(conn, startup, close_all)
-                if started is not None:
-                    pid, pidfd = started
-                    running[pid] = (conn, pidfd)
-                    selector.register(pidfd, selectors.EVENT_READ, ("ended", pid))
-                    selector.register(conn, selectors.EVENT_READ, ("client", pid))
-            elif key.data[0] == "client":  # the client went away: so does its command
-                pid = key.data[1]
-                if pid in running and not key.fileobj.recv(1):
-                    selector.unregister(key.fileobj)
-                    _kill(pid)
-            else:
-                pid = key.data[1]
-                conn, pidfd = running.pop(pid)
-                selector.unregister(pidfd)
-                os.close(pidfd)
-                if conn in (k.fileobj for k in selector.get_map().values()):
-                    selector.unregister(conn)
-                _, status = os.waitpid(pid, 0)
-                code = os.waitstatus_to_exitcode(status)
-                try:
-                    conn.sendall(f"exit {code}\n".encode() if code >= 0 else f"signal {-code}\n".encode())
-                except OSError:
-                    pass
-                conn.close()
+                continue
+            try:  # one client's trouble must not end the preloader, and its commands with it
+                if key.data == "accept":
+                    accept()
+                elif key.data[0] == "client":
+                    if key.data[1] in running:  # else: ended earlier in this same round
+                        client_spoke(key.fileobj, key.data[1])
+                else:
+                    ended(key.data[1])
+            except OSError:
+                pass
 
 
 def _kill(pid: int) -> None:

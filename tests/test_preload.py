@@ -220,6 +220,28 @@ def test_the_preloader_ends_with_the_process_that_started_it(folder):
     assert not _alive(preloader_pid) and not _alive(command_pid)
 
 
+def test_a_killed_preloader_takes_its_commands_along(folder):
+    parent = textwrap.dedent("""\
+        import os, sys
+        from tutorial_kit import preload
+        read, write = os.pipe()
+        child = preload.spawn(preload.address(), ["-c", "import os, time; print(os.getpid(), flush=True); time.sleep(60)"],
+                              cwd=".", env=dict(os.environ), fds=(0, write, 2))
+        os.close(write)
+        print(os.read(read, 100).decode().strip(), preload._started["process"].pid, flush=True)
+        sys.stdin.read()  # until the test is done
+        """)
+    env = {k: v for k, v in os.environ.items() if k != preload.ADDRESS_VARIABLE}
+    process = subprocess.Popen([sys.executable, "-c", parent], cwd=REPO, env=env, text=True,
+                               stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    try:
+        command_pid, preloader_pid = map(int, process.stdout.readline().split())
+        os.kill(preloader_pid, signal.SIGKILL)  # no chance to end its commands itself
+        assert not _alive(command_pid)
+    finally:
+        process.communicate("", timeout=30)
+
+
 @pytest.mark.skipif(os.getuid() != 0, reason="needs root to become another user")
 def test_another_user_is_refused():
     """The socket is abstract (no file, no permissions): the preloader checks who asks."""

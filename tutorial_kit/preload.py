@@ -37,7 +37,7 @@ import sys
 ADDRESS_VARIABLE = "TUTORIAL_PRELOAD_ADDRESS"
 PRELOAD = ("sqlalchemy", "sqlalchemy.orm", "sqlalchemy.dialects.mysql", "pymysql", "alembic",
            "alembic.config", "alembic.command", "alembic.autogenerate", "alembic.op", "mako.template",
-           "logging.config", "argparse")
+           "logging.config", "argparse", "ctypes")
 # Variables that change how Python starts: a command must share the preloader's. (The two
 # that only set a flag, PYTHONUNBUFFERED and PYTHONDONTWRITEBYTECODE, each child sets itself.)
 SET_BY_CHILD = {"PYTHONUNBUFFERED", "PYTHONDONTWRITEBYTECODE"}
@@ -367,12 +367,14 @@ def _start(conn: socket.socket, startup: dict[str, str], close_all) -> tuple[int
         if startup_variables(request["env"]) != startup:
             raise Refused("PYTHON* or locale variables differ from the preloader's")
         conn.settimeout(None)
+        preloader = os.getpid()
         pid = os.fork()
         if pid == 0:
             code = 1
             try:
                 conn.close()
                 close_all()
+                _end_with(preloader)
                 code = _child(request, fds)
             finally:
                 os._exit(code)
@@ -398,6 +400,15 @@ def _start(conn: socket.socket, startup: dict[str, str], close_all) -> tuple[int
     finally:  # the parent's copies (a child never gets here: it ends in os._exit)
         for fd in fds:
             os.close(fd)
+
+
+def _end_with(preloader: int) -> None:
+    """Be killed if the preloader is (it ends its commands itself when it exits normally)."""
+    import ctypes
+
+    ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    if os.getppid() != preloader:  # it was gone before that took effect
+        os._exit(1)
 
 
 def _child(request: dict, fds: list[int]) -> int:

@@ -47,30 +47,68 @@ CASES = [
     ["-c", "print('unclosed'"],  # a SyntaxError, reported as Python does
     ["-m", "alembic", "--version"], ["-m", "alembic", "nonsense"],
     ["-m", "script", "thread"],
+    # Compiled as Python compiles them: not with preload.py's `from __future__ import annotations`.
+    ["-c", "def f(x: int): pass\nprint(f.__annotations__)"],
+    ["-c", "x: undefined_name = 1\nprint('ok')"],
+    # The interpreter's own exit: what is still buffered in sys.__stdout__ gets out.
+    ["-c", "import sys, io; print('still printed'); sys.stdout = io.StringIO()"],
+    ["-c", "import sys; sys.stdout.close()"],
+    ["-c", "import sys; sys.stdout = None"],
+    ["-c", "import sys; print(sys.stdout.name, sys.stdout.mode, sys.stdin.name, sys.stderr.name, sys.orig_argv[1:])"],
+    ["-c", "import sys\nfor i in range(3):\n    print('o' * 3000)\n    print('ERR', i, file=sys.stderr)"],
+    ["names.py"], ["missing.py"], ["appdir"], ["-m", "alembic.config", "--version"],
 ]
 
 
 @pytest.fixture
 def folder(tmp_path):
     (tmp_path / "script.py").write_text(SCRIPT)
+    (tmp_path / "names.py").write_text("print(__cached__, __name__)\n")
+    (tmp_path / "appdir").mkdir()
+    (tmp_path / "appdir" / "__main__.py").write_text("print('a folder with __main__.py')\n")
     return tmp_path
 
 
-def both(folder, args):
+def both(folder, args, **kwargs):
     """The same command run preloaded, then as a plain process (TUTORIAL_PRELOAD=0)."""
-    preloaded = run(folder, *args)
+    preloaded = run(folder, *args, **kwargs)
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("TUTORIAL_PRELOAD", "0")
-        plain = run(folder, *args)
+        plain = run(folder, *args, **kwargs)
     return preloaded, plain
 
 
 @pytest.mark.parametrize("args", CASES, ids=lambda a: " ".join(a)[:40])
 def test_a_preloaded_command_prints_and_exits_as_python_does(folder, monkeypatch, args):
     monkeypatch.setenv("GREETING", "hello")
-    preloaded, plain = both(folder, args)
+    preloaded, plain = both(folder, args, merged="ERR" in " ".join(args))
     assert (preloaded.returncode, preloaded.stdout, preloaded.stderr) == (
         plain.returncode, plain.stdout, plain.stderr)
+
+
+def test_what_the_command_inherits_besides_its_environment(folder, monkeypatch):
+    """The caller's umask, TZ and ignored signals, not the preloader's."""
+    import signal as signals
+
+    code = ("import os, signal, time; print(oct(os.umask(0)), time.tzname, "
+            "signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT))")
+    monkeypatch.setenv("TZ", "Asia/Tokyo")
+    old_umask = os.umask(0o077)
+    old_term = signals.signal(signals.SIGTERM, signals.SIG_IGN)
+    try:
+        preloaded, plain = both(folder, ["-c", code])
+    finally:
+        os.umask(old_umask)
+        signals.signal(signals.SIGTERM, old_term)
+    assert preloaded.stdout == plain.stdout
+    assert preloaded.stdout.startswith("0o77 ('JST', 'JST') 1 ")  # 1: SIG_IGN
+
+
+def test_a_file_left_open_is_flushed_at_exit(folder):
+    """Python finalizes a command's objects on its way out; before, buffered writes were lost."""
+    code = "f = open('out.txt', 'w'); f.write('data')"
+    run(folder, "-c", code)
+    assert (folder / "out.txt").read_text() == "data"
 
 
 def test_preloaded_commands_really_skip_the_imports(folder):
@@ -101,6 +139,37 @@ def test_many_commands_at_once_each_get_their_own_output_and_status(folder):
     with ThreadPoolExecutor(8) as pool:
         results = list(pool.map(one, range(200)))
     assert results == [(i % 4, f"{i}\n") for i in range(200)]
+
+
+def test_a_command_that_closed_its_output_still_times_out(folder):
+    started = time.monotonic()
+    with pytest.raises(subprocess.TimeoutExpired):
+        run(folder, "-c", "import os, time; os.close(1); os.close(2); time.sleep(4)", timeout=1)
+    assert time.monotonic() - started < 3.5
+
+
+def test_a_relative_or_missing_folder_is_taken_as_subprocess_takes_it(folder, monkeypatch):
+    (folder / "sub").mkdir()
+    monkeypatch.chdir(folder)
+    preloaded, plain = both(Path("sub"), ["-c", "import os; print(os.getcwd())"])
+    assert preloaded.stdout == plain.stdout == f"{folder / 'sub'}\n"
+    with pytest.raises(FileNotFoundError):
+        run(Path("nowhere"), "-c", "pass")
+
+
+def test_a_bad_request_is_refused_and_the_preloader_goes_on(folder):
+    import json
+    import socket
+
+    for request in ({"argv": [1], "cwd": ".", "env": {}}, [], {"argv": ["-c", "pass"], "env": []}):
+        payload = json.dumps(request).encode()
+        client = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        client.connect("\0" + preload.address())
+        socket.send_fds(client, [preload._HEADER.pack(len(payload)) + payload], [0, 1, 2])
+        assert client.recv(100).startswith(b"refused")
+        client.close()
+    check = run(folder, "-c", "import sys; print('sqlalchemy' in sys.modules)")
+    assert check.stdout == "True\n"
 
 
 def test_a_command_past_its_timeout_is_killed(folder):
@@ -137,6 +206,64 @@ def test_the_shim_runs_bash_commands_preloaded_and_others_plainly(folder):
                             text=True)
     assert result.stdout.splitlines()[:3] == ["True", "False", "piped"]
     assert result.returncode == 5
+
+
+@pytest.mark.parametrize("script", [
+    "python -c 'import os; os.write(3, b\"to fd 3\\n\")' 3>&1",  # more than 0, 1 and 2
+    "python <(echo 'print(\"from a pipe\")')",
+    "python -c 'import os; os.kill(os.getpid(), 9)'; echo status=$?",  # killed: 128 + 9
+    "umask 077; python -c 'import os; print(oct(os.umask(0)))'",
+    "trap '' TERM; python -c 'import signal; print(signal.getsignal(signal.SIGTERM))'",
+], ids=["fd 3", "process substitution", "SIGKILL", "umask", "ignored signal"])
+def test_the_shim_behaves_as_python_in_bash(folder, script):
+    (folder / "bin").mkdir()
+    env = shim_env(folder)
+    plain = {**env, preload.ADDRESS_VARIABLE: ""}
+    results = [subprocess.run(["bash", "-c", script], cwd=folder, env=e, capture_output=True,
+                              text=True, timeout=30) for e in (env, plain)]
+    import re
+
+    seen = [(r.returncode, r.stdout, re.sub(r"line 1: \d+ ", "line 1: PID ", r.stderr))
+            for r in results]  # bash names the killed process
+    assert seen[0] == seen[1]
+    assert results[0].stdout.strip()
+
+
+def test_the_shim_passes_on_other_signals(folder):
+    (folder / "bin").mkdir()
+    (folder / "usr1.py").write_text(
+        "import os, signal, sys, time\n"
+        "signal.signal(signal.SIGUSR1, lambda n, f: (print('got USR1', flush=True), sys.exit(0)))\n"
+        "print(os.getpid(), flush=True)\n"
+        "while True:\n    time.sleep(0.05)\n")
+    shim = subprocess.Popen(["python", "usr1.py"], cwd=folder, env=shim_env(folder),
+                            stdout=subprocess.PIPE, text=True)
+    shim.stdout.readline()
+    shim.send_signal(signal.SIGUSR1)
+    assert shim.wait(10) == 0 and shim.stdout.read() == "got USR1\n"
+
+
+def test_a_ctrl_c_to_the_kits_process_group_spares_the_preloader(folder):
+    """Before, it died of the KeyboardInterrupt, and took every running command with it."""
+    parent = textwrap.dedent("""\
+        import os, signal, sys
+        from pathlib import Path
+        from tutorial_kit import preload
+        from tutorial_kit.steps import run
+        preload.address()  # started while SIGINT is not ignored: it would not inherit that
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # this process lives through it
+        print(preload._started["process"].pid, flush=True)
+        sys.stdin.readline()  # the test sends SIGINT to the whole group, then a line
+        print(run(Path("."), "-c", "import sys; print('sqlalchemy' in sys.modules)").stdout, end="")
+        """)
+    env = {k: v for k, v in os.environ.items() if k != preload.ADDRESS_VARIABLE}
+    process = subprocess.Popen([sys.executable, "-c", parent], cwd=REPO, env=env, text=True,
+                               stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                               start_new_session=True)
+    preloader = int(process.stdout.readline())
+    os.killpg(process.pid, signal.SIGINT)
+    out, _ = process.communicate("go\n", timeout=30)
+    assert out == "True\n" and _alive(preloader, within=0)
 
 
 def test_a_signal_to_the_shim_reaches_its_command(folder):
@@ -248,18 +375,60 @@ def test_another_user_is_refused():
     where = preload.address()
     read, write = os.pipe()
     pid = os.fork()
-    if pid == 0:  # a process of user nobody's asks
-        answer = "ran"
+    if pid == 0:  # a process of user nobody's asks, not checking whose socket it is
+        import json
+        import socket
+
+        answer = b"ran"
         try:
             os.setgid(65534)
             os.setuid(65534)
-            preload.spawn(where, ["-c", "pass"], cwd="/", env=dict(os.environ), fds=(0, 1, 2))
-        except preload.Refused as exc:
-            answer = f"refused: {exc}"
+            payload = json.dumps({"argv": ["-c", "pass"], "cwd": "/", "env": {}}).encode()
+            client = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            client.connect("\0" + where)
+            try:
+                client.sendall(preload._HEADER.pack(len(payload)) + payload)
+                answer = client.recv(100)
+            except OSError:  # closed on it
+                answer = b""
         finally:
-            os.write(write, answer.encode())
+            os.write(write, answer)
             os._exit(0)
     os.close(write)
     os.waitpid(pid, 0)
-    with os.fdopen(read) as answer:
-        assert answer.read() == "refused: another user's request"
+    with os.fdopen(read, "rb") as answer:  # closed before a byte of the request was read
+        assert answer.read() == b""
+
+
+@pytest.mark.skipif(os.getuid() != 0, reason="needs root to become another user")
+def test_a_name_squatted_by_another_user_gets_nothing(folder):
+    """The name is visible to every user: a client checks whose socket it reached, and sends
+    nothing (not the environment with DATABASE_URL in it, not its streams) to another's."""
+    import socket
+
+    name = f"tutorial-kit-squatted-{os.getpid()}"
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # user nobody takes the name, and reports what it receives
+        received = b"nothing"
+        try:
+            os.setgid(65534)
+            os.setuid(65534)
+            listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            listener.bind("\0" + name)
+            listener.listen(1)
+            os.write(write, b"listening\n")
+            conn, _ = listener.accept()
+            conn.settimeout(5)
+            received = conn.recv(1 << 16) or b"nothing"
+        finally:
+            os.write(write, received)
+            os._exit(0)
+    os.close(write)
+    with os.fdopen(read, "rb") as report:
+        assert report.readline() == b"listening\n"
+        with pytest.raises(preload.Refused, match="another user's socket"):
+            preload.spawn(name, ["-c", "pass"], cwd=folder, env={"DATABASE_URL": "secret"},
+                          fds=(0, 1, 2))
+        os.waitpid(pid, 0)
+        assert report.read() == b"nothing"

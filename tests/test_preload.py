@@ -229,20 +229,6 @@ def test_the_shim_behaves_as_python_in_bash(folder, script):
     assert results[0].stdout.strip()
 
 
-def test_the_shim_passes_on_other_signals(folder):
-    (folder / "bin").mkdir()
-    (folder / "usr1.py").write_text(
-        "import os, signal, sys, time\n"
-        "signal.signal(signal.SIGUSR1, lambda n, f: (print('got USR1', flush=True), sys.exit(0)))\n"
-        "print(os.getpid(), flush=True)\n"
-        "while True:\n    time.sleep(0.05)\n")
-    shim = subprocess.Popen(["python", "usr1.py"], cwd=folder, env=shim_env(folder),
-                            stdout=subprocess.PIPE, text=True)
-    shim.stdout.readline()
-    shim.send_signal(signal.SIGUSR1)
-    assert shim.wait(10) == 0 and shim.stdout.read() == "got USR1\n"
-
-
 def test_a_ctrl_c_to_the_kits_process_group_spares_the_preloader(folder):
     """Before, it died of the KeyboardInterrupt, and took every running command with it."""
     parent = textwrap.dedent("""\
@@ -266,25 +252,33 @@ def test_a_ctrl_c_to_the_kits_process_group_spares_the_preloader(folder):
     assert out == "True\n" and _alive(preloader, within=0)
 
 
-def test_a_signal_to_the_shim_reaches_its_command(folder):
-    (folder / "bin").mkdir()
-    # SIGTERM, not SIGINT: a shell's background job (CI's, say) starts with SIGINT ignored.
+def shim_running(folder, name: str):
+    """A command started through the shim that ends with status 7 on signal `name`."""
+    (folder / "bin").mkdir(exist_ok=True)
     (folder / "slow.py").write_text(
         "import os, signal, sys, time\n"
-        "def stop(number, frame):\n    print('terminated', flush=True)\n    sys.exit(7)\n"
-        "signal.signal(signal.SIGTERM, stop)\n"
+        "def stop(number, frame):\n    print('got', signal.Signals(number).name, flush=True)\n"
+        "    sys.exit(7)\n"
+        f"signal.signal(signal.{name}, stop)\n"
         "print(os.getpid(), flush=True)\n"
         "while True:\n    time.sleep(0.05)\n")
     shim = subprocess.Popen(["python", "slow.py"], cwd=folder, env=shim_env(folder),
                             stdout=subprocess.PIPE, text=True)
-    pid = int(shim.stdout.readline())
+    return shim, int(shim.stdout.readline())
+
+
+# SIGTERM, not SIGINT: a shell's background job (CI's, say) starts with SIGINT ignored.
+@pytest.mark.parametrize("name", ["SIGTERM", "SIGUSR1"])
+def test_a_signal_to_the_shim_reaches_its_command(folder, name):
+    shim, pid = shim_running(folder, name)
     assert pid != shim.pid  # the command runs in the preloader's child, not in the shim
-    shim.send_signal(signal.SIGTERM)
-    assert shim.wait(10) == 7 and shim.stdout.read() == "terminated\n"
-    # Killed outright, the shim cannot pass it on: the preloader sees it go and ends its command.
-    shim = subprocess.Popen(["python", "slow.py"], cwd=folder, env=shim_env(folder),
-                            stdout=subprocess.PIPE, text=True)
-    pid = int(shim.stdout.readline())
+    shim.send_signal(getattr(signal, name))
+    assert shim.wait(10) == 7 and shim.stdout.read() == f"got {name}\n"
+
+
+def test_a_shim_killed_outright_takes_its_command_along(folder):
+    """It cannot pass SIGKILL on: the preloader sees it go and ends its command."""
+    shim, pid = shim_running(folder, "SIGTERM")
     shim.kill()
     shim.wait()
     assert not _alive(pid)

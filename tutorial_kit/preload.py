@@ -5,23 +5,29 @@ PyMySQL before it does anything, and the tests and `make tutorial` run some 800 
 on two cores. So the kit starts one preloader per process (a "zygote", as Android calls it):
 a Python that imports those libraries once, then forks a child for each command. The child is
 a real, separate process that sets itself up as `python ARGS...` would (its own working
-folder, environment, arguments, sys.path, standard streams, exit status, signals) and runs the
-script; it only skips the imports.
+folder, environment, TZ, umask, arguments, sys.path, standard streams, ignored signals, exit
+status) and runs the script; it only skips the imports. tests/test_preload.py compares the
+two on each of these.
 
 What runs preloaded, and what does not:
 - `python SCRIPT ARGS`, `python -m MODULE ARGS` and `python -c CODE ARGS`, when the command's
   PYTHON* and locale variables are the preloader's (they shape how Python starts). Anything
-  else (other flags, `python -`, another PYTHONPATH) is refused, and the caller runs the real
-  interpreter, as it always may.
-- Linux only (it waits on children with pidfds); elsewhere, and with TUTORIAL_PRELOAD=0, every
-  command runs the plain way.
-- A child differs from a fresh `python` in two ways nobody relies on: the libraries above are
-  already in sys.modules, and every child has the preloader's hash seed.
+  else (other flags, `python -`, another PYTHONPATH, a folder or zip to run, a missing
+  script, `-m` of a module already preloaded, a shell command with files open beyond 0-2) is
+  refused, and the caller runs the real interpreter, as it always may.
+- Linux only (pidfds, /proc); elsewhere, and with TUTORIAL_PRELOAD=0, every command runs the
+  plain way.
+- Where a child still differs from a fresh `python`: the libraries above are already in
+  sys.modules and are not torn down at exit (the command's own objects are finalized); every
+  child has the preloader's hash seed and resource limits; the shim passes on INT, TERM, HUP,
+  QUIT, USR1, USR2, ALRM and WINCH, not Ctrl-Z.
 
 The preloader listens on an abstract Unix socket (no file anywhere: a killed kernel or test
-run leaves nothing behind), answers only its own user, and exits with its parent, killing the
-commands still running. This file imports only the standard library at the top: it is also
-the `python` that `make tutorial` puts first on bash's PATH (see `write_shim`).
+run leaves nothing behind). It and its clients check that the other end is their own user. It
+runs in a session of its own (a Ctrl-C reaches the commands, not it), exits with its parent,
+killing the commands still running, and a command dies with it if it is killed. This file
+imports only the standard library at the top: it is also the `python` that `make tutorial`
+puts first on bash's PATH (see `write_shim`).
 """
 
 from __future__ import annotations  # the commands are compiled without it (dont_inherit)

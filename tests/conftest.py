@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy import create_engine, inspect, text
 
 from tutorial_kit import NoServerError, find_server
+from tutorial_kit.reaper import watch
 from tutorial_kit.steps import copy_step, lazy_ca_certificates, url_text
 
 
@@ -25,6 +26,7 @@ def pytest_configure(config):
         config.mysql_server = find_server()
     except NoServerError as exc:
         pytest.exit(f"error: {exc}", returncode=2)
+    watch(config.mysql_server)  # stopped and removed even if this run is killed
     os.environ.update(config.mysql_server.environ)
 
 

@@ -7,6 +7,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -395,6 +396,23 @@ def test_serve_starts_a_server_prints_the_exports_and_stops_on_ctrl_c(short_tmp)
     assert process.returncode == 0, err
     assert err == "" and "Stopping MySQL." in out
     assert list(tmp_path.glob("tutorial-mysql-*")) == []  # its data is gone with it
+
+
+def test_a_killed_tutorial_leaves_no_server_behind(short_tmp):
+    """Before, `make tutorial` killed (SIGTERM, SIGKILL) left mariadbd running and its data."""
+    if kit.find_server_binary() is None:
+        pytest.skip("no mysqld or mariadbd on this machine")
+    env = {**_local_only_env(short_tmp), "TUTORIAL_BUILD_DIR": str(short_tmp / "build")}
+    process = subprocess.Popen([sys.executable, "-m", "tutorial_kit.tutorial", "--skip-notebooks"],
+                               env=env, stdout=subprocess.PIPE, text=True)
+    assert process.stdout.readline().startswith("MySQL: local")  # it runs, on its own server
+    [folder] = short_tmp.glob("tutorial-mysql-*")
+    process.kill()  # no clean-up of its own
+    process.communicate()
+    deadline = time.monotonic() + 30
+    while folder.exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not folder.exists()
 
 
 @pytest.mark.parametrize("args, message", [

@@ -223,7 +223,7 @@ def test_the_shim_behaves_as_python_in_bash(folder, script):
                               text=True, timeout=30) for e in (env, plain)]
     import re
 
-    seen = [(r.returncode, r.stdout, re.sub(r"line 1: \d+ ", "line 1: PID ", r.stderr))
+    seen = [(r.returncode, r.stdout, re.sub(r"line 1: +\d+ +Killed +", "line 1: PID Killed ", r.stderr))
             for r in results]  # bash names the killed process
     assert seen[0] == seen[1]
     assert results[0].stdout.strip()

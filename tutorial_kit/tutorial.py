@@ -20,6 +20,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 from tutorial_kit.mysql import NoServerError, Server, find_server
+from tutorial_kit.reaper import watch
 from tutorial_kit.readme import Handoff, ReadmeError, ReadmeRun, parse
 from tutorial_kit.steps import REPO, STEPS, build_dir, lazy_ca_certificates
 
@@ -82,6 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     except NoServerError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    watch(server)  # a server started here goes, with its data, even if this run is killed
     started = time.perf_counter()
     steps = [name for name in STEPS if (REPO / name / "README.md").is_file()]
     # A step whose README goes on from another's takes over the databases that one's walk

@@ -404,8 +404,10 @@ def test_a_killed_tutorial_leaves_no_server_behind(short_tmp):
         pytest.skip("no mysqld or mariadbd on this machine")
     env = {**_local_only_env(short_tmp), "TUTORIAL_BUILD_DIR": str(short_tmp / "build")}
     process = subprocess.Popen([sys.executable, "-m", "tutorial_kit.tutorial", "--skip-notebooks"],
-                               env=env, stdout=subprocess.PIPE, text=True)
-    assert process.stdout.readline().startswith("MySQL: local")  # it runs, on its own server
+                               env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True)
+    first = process.stdout.readline()
+    assert first.startswith("MySQL: local"), first + process.communicate()[1]  # its own server
     [folder] = short_tmp.glob("tutorial-mysql-*")
     process.kill()  # no clean-up of its own
     process.communicate()

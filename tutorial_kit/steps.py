@@ -67,9 +67,13 @@ def lazy_ca_certificates(environ: dict[str, str] | os._Environ = os.environ) -> 
 
 
 def step_env(database_url=None, dev_database_url=None) -> dict[str, str]:
-    """The environment a step runs with: only the two variables it reads are set or cleared."""
+    """The environment a step runs with: the two variables it reads set or cleared."""
     env = dict(os.environ)
     lazy_ca_certificates(env)
+    # Python caches what it compiles in __pycache__, as on most readers' machines: a step's
+    # second command in the same copy does not compile its modules and revisions again (some
+    # machines, this one among them, turn that off for every process).
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     env.pop("DATABASE_URL", None)
     env.pop("DEV_DATABASE_URL", None)
     env["PYTHONUNBUFFERED"] = "1"

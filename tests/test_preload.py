@@ -181,14 +181,19 @@ def test_a_command_past_its_timeout_is_killed(folder):
 
 
 def _alive(pid: int, within: float = 5) -> bool:
+    """Whether `pid` still runs after `within` seconds (a zombie, ended but not yet reaped by
+    whoever inherited it, does not run)."""
     deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
+    while True:
         try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
+            state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
+        except FileNotFoundError:
             return False
+        if state == "Z":
+            return False
+        if time.monotonic() >= deadline:
+            return True
         time.sleep(0.05)
-    return True
 
 
 def shim_env(folder: Path) -> dict[str, str]:
@@ -234,13 +239,14 @@ def test_a_ctrl_c_to_the_kits_process_group_spares_the_preloader(folder):
     parent = textwrap.dedent("""\
         import os, signal, sys
         from pathlib import Path
-        from tutorial_kit import preload
-        from tutorial_kit.steps import run
+        sys.path.insert(0, "tutorial_kit")
+        import preload  # alone: the standard library only, quick to start
         preload.address()  # started while SIGINT is not ignored: it would not inherit that
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # this process lives through it
         print(preload._started["process"].pid, flush=True)
         sys.stdin.readline()  # the test sends SIGINT to the whole group, then a line
-        print(run(Path("."), "-c", "import sys; print('sqlalchemy' in sys.modules)").stdout, end="")
+        code, out, _ = preload.run_captured(preload.address(), ["-c", "import sys; print('sqlalchemy' in sys.modules)"], cwd=".", env=dict(os.environ), merged=False, timeout=30)
+        print(out.decode(), end="")
         """)
     env = {k: v for k, v in os.environ.items() if k != preload.ADDRESS_VARIABLE}
     process = subprocess.Popen([sys.executable, "-c", parent], cwd=REPO, env=env, text=True,
@@ -324,8 +330,9 @@ def test_a_client_gone_takes_its_command_along_and_the_preloader_goes_on(folder,
 def test_the_preloader_ends_with_the_process_that_started_it(folder):
     """Its commands too: a killed test run or notebook kernel leaves nothing running."""
     parent = textwrap.dedent("""\
-        import os
-        from tutorial_kit import preload
+        import os, sys
+        sys.path.insert(0, "tutorial_kit")
+        import preload  # alone: the standard library only, quick to start
         read, write = os.pipe()
         child = preload.spawn(preload.address(), ["-c", "import os, time; print(os.getpid(), flush=True); time.sleep(60)"],
                               cwd=".", env=dict(os.environ), fds=(0, write, 2))  # kept: a client that goes away ends its command
@@ -344,7 +351,8 @@ def test_the_preloader_ends_with_the_process_that_started_it(folder):
 def test_a_killed_preloader_takes_its_commands_along(folder):
     parent = textwrap.dedent("""\
         import os, sys
-        from tutorial_kit import preload
+        sys.path.insert(0, "tutorial_kit")
+        import preload  # alone: the standard library only, quick to start
         read, write = os.pipe()
         child = preload.spawn(preload.address(), ["-c", "import os, time; print(os.getpid(), flush=True); time.sleep(60)"],
                               cwd=".", env=dict(os.environ), fds=(0, write, 2))

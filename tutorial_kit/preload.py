@@ -438,6 +438,8 @@ def serve(address: str) -> None:
                 if not os.read(0, 1024):
                     for pid in running:
                         _kill(pid)
+                    for pid in running:  # reaped here, not left to init as zombies
+                        os.waitpid(pid, 0)
                     return
                 continue
             try:  # one client's trouble must not end the preloader, and its commands with it

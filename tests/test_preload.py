@@ -371,6 +371,29 @@ def test_a_killed_preloader_takes_its_commands_along(folder):
         process.communicate("", timeout=30)
 
 
+def test_a_shim_whose_preloader_is_killed_says_so_in_one_line(folder):
+    """Before, the shim ended in a RuntimeError traceback."""
+    parent = textwrap.dedent(f"""\
+        import os, signal, subprocess, sys
+        sys.path.insert(0, "tutorial_kit")
+        import preload  # alone: the standard library only, quick to start
+        preload.address()
+        preload.write_shim({str(folder)!r}, sys.executable)
+        env = {{**os.environ, "PATH": {str(folder)!r} + os.pathsep + os.environ["PATH"]}}
+        shim = subprocess.Popen(["python", "-c", "import time; print('up', flush=True); time.sleep(30)"],
+                                env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        shim.stdout.readline()
+        os.kill(preload._started["process"].pid, signal.SIGKILL)
+        out, err = shim.communicate(timeout=30)
+        print(shim.returncode, err, end="")
+        """)
+    env = {k: v for k, v in os.environ.items() if k != preload.ADDRESS_VARIABLE}
+    result = subprocess.run([sys.executable, "-c", parent], cwd=REPO, env=env,
+                            capture_output=True, text=True, timeout=60)
+    assert result.stdout == ("1 error: the preloader stopped before its command ended; "
+                             "run it again (or with TUTORIAL_PRELOAD=0)\n"), result.stdout
+
+
 @pytest.mark.skipif(os.getuid() != 0, reason="needs root to become another user")
 def test_another_user_is_refused():
     """The socket is abstract (no file, no permissions): the preloader checks who asks."""

@@ -329,7 +329,11 @@ def shim_main(real_python: str, argv: list[str]) -> int:
         os.execv(real_python, [real_python, *argv])
     for sig in pending:
         started[0].kill(sig)
-    code = started[0].wait()
+    try:
+        code = started[0].wait()
+    except RuntimeError as exc:  # the preloader was killed, and the command with it
+        print(f"error: {exc}; run it again (or with TUTORIAL_PRELOAD=0)", file=sys.stderr)
+        return 1
     if code < 0:  # end the way the command ended: killed by the same signal
         try:
             signal.signal(-code, signal.SIG_DFL)

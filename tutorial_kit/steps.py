@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import py_compile
 import shutil
 import subprocess
 import sys
@@ -31,10 +33,40 @@ _IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc", ".pytest_cache")
 
 
 def copy_step(name: str, dest: Path, *, root: Path = REPO) -> Path:
-    """A copy of step folder `name` at dest/name, as a reader who copied it would have."""
+    """A copy of step folder `name` at dest/name, as a reader who copied it would have, with
+    the bytecode its first command would otherwise compile (see add_bytecode)."""
     target = Path(dest) / name
     shutil.copytree(root / name, target, ignore=_IGNORE)
+    add_bytecode(target)
     return target
+
+
+_bytecode: dict[tuple[str, bytes], bytes] = {}  # (file name, source): its .pyc, once per process
+
+
+def add_bytecode(folder: Path) -> None:
+    """Write the __pycache__/*.pyc of every module in `folder`, compiled once per process.
+
+    Nearly every test works in a fresh copy of a step, whose first command would compile the
+    step's modules and revisions again: 18 ms of CPU for step 6 (measured), in hundreds of
+    copies a run. These .pyc files are checked against the source's hash (PEP 552), not its
+    time stamp, so a file edited after the copy is compiled again, even within the same second.
+    """
+    if sys.pycache_prefix:  # Python looks for bytecode elsewhere (PYTHONPYCACHEPREFIX)
+        return
+    for source in folder.rglob("*.py"):
+        pyc = Path(importlib.util.cache_from_source(str(source)))
+        key = (source.name, source.read_bytes())
+        if key in _bytecode:
+            pyc.parent.mkdir(exist_ok=True)
+            pyc.write_bytes(_bytecode[key])
+            continue
+        try:
+            py_compile.compile(str(source), cfile=str(pyc), doraise=True,
+                               invalidation_mode=py_compile.PycInvalidationMode.CHECKED_HASH)
+        except py_compile.PyCompileError:
+            continue  # its command will say what is wrong with it, as it would in the reader's copy
+        _bytecode[key] = pyc.read_bytes()
 
 
 def url_text(url: URL | str | None) -> str | None:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, inspect, text
 
-from tutorial_kit import NoServerError, find_server
+from tutorial_kit import NoServerError, find_server, preload
 from tutorial_kit.reaper import watch
 from tutorial_kit.steps import copy_step, lazy_ca_certificates, url_text
 
@@ -28,6 +28,9 @@ def pytest_configure(config):
         pytest.exit(f"error: {exc}", returncode=2)
     watch(config.mysql_server)  # stopped and removed even if this run is killed
     os.environ.update(config.mysql_server.environ)
+    # One preloader (tutorial_kit/preload.py) for the whole run: the workers inherit its
+    # address, as they inherit DATABASE_URL, instead of each importing SQLAlchemy into one more.
+    preload.address()
 
 
 def pytest_xdist_auto_num_workers(config):

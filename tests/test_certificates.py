@@ -53,10 +53,11 @@ def verifies(env: dict[str, str], authority) -> str:
             pass
 
     threading.Thread(target=serve, daemon=True).start()
+    env = dict(env)
+    lazy_ca_certificates(env)  # as step_env does for every step command
+    # A process of its own: OpenSSL reads SSL_CERT_FILE and SSL_CERT_DIR from its environment.
     client = (
-        "import socket, ssl, sys\n"
-        "from tutorial_kit.steps import lazy_ca_certificates\n"
-        "import os; lazy_ca_certificates(); print(os.environ.get('SSL_CERT_FILE'), file=sys.stderr)\n"
+        "import socket, ssl\n"
         "ctx = ssl.create_default_context()\n"
         f"sock = socket.create_connection(('127.0.0.1', {listener.getsockname()[1]}))\n"
         "try:\n    ctx.wrap_socket(sock, server_hostname='localhost'); print('verified')\n"
@@ -68,10 +69,8 @@ def verifies(env: dict[str, str], authority) -> str:
     return result.stdout.strip()
 
 
-def test_the_bundle_is_no_longer_parsed_for_each_connection(monkeypatch, authority):
-    monkeypatch.setenv("SSL_CERT_DIR", str(authority / "certs"))
-    monkeypatch.delenv("SSL_CERT_FILE", raising=False)
-    env: dict[str, str] = {}
+def test_the_bundle_is_no_longer_parsed_for_each_connection(authority):
+    env = {"SSL_CERT_DIR": str(authority / "certs")}
     lazy_ca_certificates(env)
     assert env["SSL_CERT_FILE"].startswith(str(authority / "certs"))
     assert not os.path.exists(env["SSL_CERT_FILE"])
@@ -96,9 +95,15 @@ def test_a_bundle_of_ones_own_is_kept(authority):
     assert verifies(env, authority) == "verified"  # from the bundle named, as before
 
 
-def test_without_a_hashed_folder_nothing_changes(monkeypatch, authority):
-    monkeypatch.setenv("SSL_CERT_DIR", str(authority / "empty"))
-    monkeypatch.delenv("SSL_CERT_FILE", raising=False)
-    env: dict[str, str] = {}
+def test_without_a_hashed_folder_nothing_changes(authority):
+    env = {"SSL_CERT_DIR": str(authority / "empty")}
     lazy_ca_certificates(env)
-    assert env == {}
+    assert env == {"SSL_CERT_DIR": str(authority / "empty")}
+
+
+def test_the_folders_are_those_of_the_environment_given(monkeypatch, authority):
+    """Not this process's: step_env prepares the environment of another one."""
+    monkeypatch.setenv("SSL_CERT_DIR", str(authority / "empty"))
+    env = {"SSL_CERT_DIR": f"{authority / 'empty'}{os.pathsep}{authority / 'certs'}"}
+    lazy_ca_certificates(env)
+    assert env["SSL_CERT_FILE"].startswith(str(authority / "certs"))

@@ -90,12 +90,15 @@ def lazy_ca_certificates(environ: dict[str, str] | os._Environ = os.environ) -> 
     import ssl
 
     paths = ssl.get_default_verify_paths()
-    own = environ.get("SSL_CERT_FILE")
+    own = environ.get(paths.openssl_cafile_env)
     if own and os.path.realpath(own) != os.path.realpath(paths.openssl_cafile):
         return  # somebody's own bundle: theirs to keep
-    if not paths.capath or not next(Path(paths.capath).glob("*.0"), None):
+    # The folders OpenSSL will search in a process that has `environ`.
+    folders = (environ.get(paths.openssl_capath_env) or paths.openssl_capath).split(os.pathsep)
+    hashed = next((f for f in folders if f and next(Path(f).glob("*.0"), None)), None)
+    if hashed is None:
         return
-    environ["SSL_CERT_FILE"] = str(Path(paths.capath) / "no-bundle-see-tutorial_kit-steps.py")
+    environ[paths.openssl_cafile_env] = str(Path(hashed) / "no-bundle-see-tutorial_kit-steps.py")
 
 
 def step_env(database_url=None, dev_database_url=None) -> dict[str, str]:

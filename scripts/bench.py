@@ -2,7 +2,11 @@
 
 Figures, not asserts: run it before and after a change and compare. Both run against one
 server, found (or started once) the kit's usual way; the server's start-up is not counted.
-The figures depend on what else the machine does: on a shared machine, run it twice.
+The figures depend on what else the machine does, and on how fast its CPU runs at the time:
+on a virtual machine the same work can take a third longer from one minute to the next. So
+beside each time it prints the CPU time the command used (all its processes) and a speed
+check: seconds for a fixed pure-Python loop on one core, taken just before and just after
+(smaller is faster). Compare figures taken at like speed checks.
 
 `--plain` also times both with TUTORIAL_PRELOAD=0 (every command a plain `python`), and prints
 what the preloader saves.
@@ -17,6 +21,7 @@ import argparse
 import os
 import platform
 import re
+import resource
 import subprocess
 import sys
 import tempfile
@@ -33,38 +38,58 @@ from tutorial_kit.steps import REPO, copy_step, run, url_text
 TARGETS = {"make tutorial": 40.0, "make test": 60.0}  # seconds, on 2 cores
 
 
-def timed(command: list[str], env: dict[str, str]) -> tuple[float, str]:
+def speed_check() -> float:
+    """Seconds for the same pure-Python loop on one core: this machine's speed right now."""
+    started = time.process_time()
+    total = 0
+    for i in range(10_000_000):
+        total += i
+    return time.process_time() - started
+
+
+def children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def timed(command: list[str], env: dict[str, str]) -> tuple[float, str, str]:
+    """(seconds, stdout, what to print beside the seconds) of a command that must succeed."""
+    before, cpu = speed_check(), children_cpu()
     started = time.perf_counter()
     result = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True)
     seconds = time.perf_counter() - started
+    cpu, after = children_cpu() - cpu, speed_check()
     if result.returncode != 0:
         print(result.stdout[-2000:] + result.stderr[-2000:], file=sys.stderr)
         sys.exit(f"error: `{' '.join(command[1:])}` failed; its output is above")
-    return seconds, result.stdout
+    return seconds, result.stdout, f"CPU {cpu:.1f} s; speed check {before:.2f} s, {after:.2f} s"
 
 
 def main(plain: bool = False) -> int:
     print(f"{os.cpu_count()} cores; load average {os.getloadavg()[0]:.1f} at the start")
     ways = [("", {})] + ([(" (plain)", {"TUTORIAL_PRELOAD": "0"})] if plain else [])
     times: dict[str, float] = {}
+    notes: dict[str, str] = {}
     with find_server() as server, tempfile.TemporaryDirectory() as build:
         print(f"MySQL: {server.source}")
         for label, extra in ways:
             env = {**os.environ, **server.environ, "TUTORIAL_BUILD_DIR": build, **extra}
             print(f"\nmake tutorial{label}")
-            seconds, out = timed([sys.executable, "-m", "tutorial_kit.tutorial"], env)
+            seconds, out, notes[f"make tutorial{label}"] = timed(
+                [sys.executable, "-m", "tutorial_kit.tutorial"], env)
             times[f"make tutorial{label}"] = seconds
             # What each step and notebook took, as the tutorial reported it (side by side).
             for name, took in re.findall(r"^=== (\S+): ok in ([\d.]+) s", out, re.M):
                 print(f"  step {name:<28}{float(took):>7.1f} s")
             for name, took in re.findall(r"^notebook (\S+) \.\.\. ([\d.]+) s", out, re.M):
                 print(f"  notebook {name:<24}{float(took):>7.1f} s")
-            times[f"make test{label}"], _ = timed(
+            times[f"make test{label}"], _, notes[f"make test{label}"] = timed(
                 [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"], env)
     print()
     for name, seconds in times.items():
         target = TARGETS[name.removesuffix(" (plain)")]
-        print(f"{name:<22}{seconds:>7.1f} s   {seconds / target:.2f} x the {target:.0f} s target")
+        print(f"{name:<22}{seconds:>7.1f} s   {seconds / target:.2f} x the {target:.0f} s target"
+              f"   ({notes[name]})")
     if plain:  # what the preloader (tutorial_kit/preload.py) saves
         for name in TARGETS:
             print(f"{name}: plain / preloaded = {times[name + ' (plain)'] / times[name]:.2f}")

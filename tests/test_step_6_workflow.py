@@ -76,6 +76,9 @@ PULL_REQUESTS = {
 }
 
 
+EVERY_STEP = "optional nickname"  # the pull request that passes: the job runs every step
+
+
 @pytest.mark.parametrize("change", PULL_REQUESTS)
 def test_workflow_steps_run_in_order(step, server, dev_database_url, change):
     make_change, failing_step, said = PULL_REQUESTS[change]
@@ -101,6 +104,8 @@ def test_workflow_steps_run_in_order(step, server, dev_database_url, change):
         for item in job["steps"]:
             if "run" not in item:
                 continue  # checkout and setup-python: done above, and by the test's Python
+            if item["name"] == "Install" and change != EVERY_STEP:
+                continue  # the same in every case (pip finds the pins installed): played once
             result = subprocess.run(
                 ["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", item["run"]],
                 cwd=app, env={**env, **item.get("env", {})}, capture_output=True, text=True,

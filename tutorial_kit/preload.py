@@ -391,6 +391,7 @@ def serve(address: str) -> None:
 
     for name in PRELOAD:
         importlib.import_module(name)
+    _warm()
     gc.collect()
     gc.freeze()  # children share these pages instead of copying them when they collect
     startup = startup_variables(dict(os.environ))
@@ -471,6 +472,18 @@ def serve(address: str) -> None:
                     ended(key.data[1])
             except OSError:
                 pass
+
+
+def _warm() -> None:
+    """Build once what most commands would each build again: the 42 regular expressions of
+    SQLAlchemy's MySQL reflection (4.5 ms of CPU a command that reflects), which stay in `re`'s
+    cache for every child. A private attribute: if it ever goes, commands build them again."""
+    from sqlalchemy.dialects.mysql.pymysql import MySQLDialect_pymysql
+
+    try:
+        MySQLDialect_pymysql()._tabledef_parser
+    except AttributeError:
+        pass
 
 
 def _kill(pid: int) -> None:

@@ -50,14 +50,14 @@ def listener():
 
 @pytest.mark.parametrize(
     "mode, expected",
-    [("silent", "no MySQL answered at 127.0.0.1:{port} within 2 s"),
+    [("silent", "no MySQL answered at 127.0.0.1:{port} within 1 s"),
      ("banner", "what answers at 127.0.0.1:{port} is not MySQL")],
 )
 def test_a_port_where_something_else_listens_fails_in_one_line(step, database_url, listener, mode, expected):
     port = listener(mode)
     # Before, a silent listener kept main.py waiting forever: the timeout here catches that.
-    # (2 s rather than the default 10, which test_the_default_wait_is_10_s checks.)
-    url = database_url.set(port=port, password=SECRET).update_query_dict({"connect_timeout": "2"})
+    # (1 s rather than the default 10, which test_the_default_wait_is_10_s checks.)
+    url = database_url.set(port=port, password=SECRET).update_query_dict({"connect_timeout": "1"})
     result = run(step("start"), "main.py", database_url=url, timeout=60)
     line = assert_clean_failure(result, password=SECRET)
     assert line.startswith("error: ") and expected.format(port=port) in line, line
@@ -81,10 +81,10 @@ def test_the_dev_database_on_a_silent_port_fails_in_one_line(step, dev_database_
     (app / "models.py").write_text((app / "models.py").read_text().replace(
         "    name: Mapped[str]", "    full_name: Mapped[str]"))
     port = listener("silent")
-    url = dev_database_url.set(port=port).update_query_dict({"connect_timeout": "2"})
+    url = dev_database_url.set(port=port).update_query_dict({"connect_timeout": "1"})
     result = run(app, "generate.py", "x", dev_database_url=url, timeout=60)
     line = assert_clean_failure(result)
-    assert f"no MySQL answered at 127.0.0.1:{port} within 2 s" in line and "DEV_DATABASE_URL" in line
+    assert f"no MySQL answered at 127.0.0.1:{port} within 1 s" in line and "DEV_DATABASE_URL" in line
 
 
 @pytest.mark.parametrize("step_name", ["start", "step-6-verify-safety"])

@@ -288,3 +288,18 @@ def unnarrated(name: str, text: str) -> list[str]:
         return []
     old, new = (REPO / step for step in pair)
     return [c.name for c in file_changes(old, new) if c.header not in text]
+
+
+@pytest.mark.parametrize("preloaded", [True, False])
+def test_the_tutorials_kernels_start_from_the_preloader(tmp_path, monkeypatch, preloaded):
+    """As bash's `python` does: a kernel forked with SQLAlchemy imported, unless turned off."""
+    from tutorial_kit.notebooks import execute
+
+    monkeypatch.setenv("TUTORIAL_BUILD_DIR", str(tmp_path / "build"))  # where the shim goes
+    if not preloaded:
+        monkeypatch.setenv("TUTORIAL_PRELOAD", "0")
+    probe = tmp_path / "probe.py"
+    probe.write_text("# %%\nimport sys\nprint('sqlalchemy' in sys.modules, sys.argv[0])\n")
+    [cell] = execute(probe).cells
+    imported, launcher = cell.outputs[0]["text"].split()
+    assert imported == str(preloaded) and launcher.endswith("ipykernel_launcher.py")

@@ -295,11 +295,14 @@ def write_shim(folder, real_python: str) -> None:
 
     shim = Path(folder) / "python"
     quote = lambda s: "'" + str(s).replace("'", "'\\''") + "'"
+    # preload.py imported, not run as a script: Python compiles a script every time it runs
+    # it (5 ms here), and reads an imported module's bytecode from __pycache__.
+    main = (f"import sys; sys.path[:0] = [{str(Path(__file__).resolve().parent)!r}]; "
+            "import preload; sys.exit(preload.shim_main(sys.argv[1], sys.argv[2:]))")
     text = (
         "#!/bin/sh\n"
         "# The kit's python: asks the preloader (tutorial_kit/preload.py) first.\n"
-        f"exec {quote(real_python)} -IS {quote(Path(__file__).resolve())} run "
-        f"{quote(real_python)} \"$@\"\n"
+        f"exec {quote(real_python)} -IS -c {quote(main)} {quote(real_python)} \"$@\"\n"
     )
     if shim.exists() and shim.read_text() == text:
         return

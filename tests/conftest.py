@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 
 import pytest
@@ -20,17 +21,21 @@ def pytest_configure(config):
     one server instead of each starting its own.
     """
     lazy_ca_certificates()  # every connection's TLS set-up, 20 times cheaper (see there)
-    if hasattr(config, "workerinput") or os.environ.get("DATABASE_URL"):
+    if hasattr(config, "workerinput"):
         return
-    try:
-        config.mysql_server = find_server()
-    except NoServerError as exc:
-        pytest.exit(f"error: {exc}", returncode=2)
-    watch(config.mysql_server)  # stopped and removed even if this run is killed
-    os.environ.update(config.mysql_server.environ)
     # One preloader (tutorial_kit/preload.py) for the whole run: the workers inherit its
     # address, as they inherit DATABASE_URL, instead of each importing SQLAlchemy into one more.
-    preload.address()
+    # It starts while the server does.
+    preloading = threading.Thread(target=preload.address)
+    preloading.start()
+    if not os.environ.get("DATABASE_URL"):
+        try:
+            config.mysql_server = find_server()
+        except NoServerError as exc:
+            pytest.exit(f"error: {exc}", returncode=2)
+        watch(config.mysql_server)  # stopped and removed even if this run is killed
+        os.environ.update(config.mysql_server.environ)
+    preloading.join()
 
 
 def pytest_xdist_auto_num_workers(config):

@@ -72,20 +72,16 @@ def kernel_manager_class():
 
     from jupyter_client import AsyncKernelManager
 
-    from tutorial_kit import preload
-    from tutorial_kit.steps import build_dir
+    from tutorial_kit.steps import build_dir, preloaded_python
 
-    if preload.address() is None:
+    shim = preloaded_python(build_dir() / "bin")
+    if shim is None:
         return AsyncKernelManager
-    folder = build_dir() / "bin"
-    folder.mkdir(parents=True, exist_ok=True)
-    preload.write_shim(folder, sys.executable)
-    shim = str(folder / "python")
 
     class PreloadedKernelManager(AsyncKernelManager):
         def format_kernel_cmd(self, extra_arguments=None):
             cmd = super().format_kernel_cmd(extra_arguments)
-            return [shim, *cmd[1:]] if cmd and cmd[0] == sys.executable else cmd
+            return [str(shim), *cmd[1:]] if cmd and cmd[0] == sys.executable else cmd
 
     return PreloadedKernelManager
 

@@ -168,6 +168,17 @@ def run_at_once(step_dir: Path, *args: str, copies: int, **kwargs) -> list[subpr
         return list(pool.map(lambda _: run(step_dir, *args, **kwargs), range(copies)))
 
 
+def preloaded_python(folder: Path) -> Path | None:
+    """A `python` made in `folder` that runs commands preloaded (preload.py's shim); None when
+    there is no preloader (TUTORIAL_PRELOAD=0, or not Linux)."""
+    if preload.address() is None:
+        return None
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    preload.write_shim(folder, sys.executable)
+    return folder / "python"
+
+
 def python_on_path(folder: Path) -> str:
     """What to put first on PATH so that bash's `python` is the kit's: the preloader's shim
     (made in `folder`), else the venv's bin/, else a link to this Python in `folder`.
@@ -176,9 +187,7 @@ def python_on_path(folder: Path) -> str:
     """
     here = Path(sys.executable).parent
     folder = Path(folder)
-    if preload.address() is not None:
-        folder.mkdir(parents=True, exist_ok=True)
-        preload.write_shim(folder, sys.executable)
+    if preloaded_python(folder) is not None:
         return f"{folder}{os.pathsep}{here}"
     if (here / "python").exists():
         return str(here)

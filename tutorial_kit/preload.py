@@ -760,7 +760,5 @@ if __name__ == "__main__":
         else:
             sys.exit(0)
         _run(request)
-    elif sys.argv[1:2] == ["run"]:
-        sys.exit(shim_main(sys.argv[2], sys.argv[3:]))
-    else:
-        sys.exit("usage: preload.py serve ADDRESS | run REAL_PYTHON ARGS...")
+    else:  # the shim imports this module instead (see write_shim)
+        sys.exit("usage: preload.py serve ADDRESS")

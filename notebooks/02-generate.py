@@ -21,12 +21,12 @@
 #
 # Ent's "automatic migration planning": `atlas migrate diff NAME --dev-url docker://mysql/8/dev`
 # compares the schema with what the existing migrations build, on a throwaway *dev database*,
-# and writes the difference as the next migration file. `python generate.py NAME` does the same
+# and writes the difference as the next migration file. `python -m migrate generate NAME` does the same
 # with Alembic's autogenerate.
 #
 # | Python (this repository) | Go (Atlas) |
 # |---|---|
-# | `python generate.py NAME` | `atlas migrate diff NAME --dir ... --to ent://ent/schema` |
+# | `python -m migrate generate NAME` | `atlas migrate diff NAME --dir ... --to ent://ent/schema` |
 # | `DEV_DATABASE_URL` (or a MySQL container via the Docker SDK) | `--dev-url docker://mysql/8/dev` |
 # | `migrations/versions/<time>_<name>.py` | `<version>_<name>.sql` + `atlas.sum` |
 # | `python -m alembic upgrade head --sql` | reading the `.sql` file |
@@ -45,36 +45,45 @@ t = Tutorial("02-generate")
 step = t.changes("step-1-versioned", "step-2-generate")
 
 # %% [markdown]
-# ### `generate.py`: the command
+# ### `migrate/`: the tool, apart from the app
 #
-# `python generate.py NAME` is `atlas migrate diff NAME`. It plans on a throwaway database, never
+# The app stays `main.py`, `models.py` and `database.py`; the tooling lives in one package,
+# `migrate/`, run as `python -m migrate COMMAND`.
+
+# %%
+step.show("migrate/__init__.py", "migrate/__main__.py")
+
+# %% [markdown]
+# ### `migrate/generate.py`: the command
+#
+# `python -m migrate generate NAME` is `atlas migrate diff NAME`. It plans on a throwaway database, never
 # on the app's; asks before it writes a rename as a drop and an add (or, in a script, refuses
 # until `--rename` or `--drop` answers); proves the new revision runs before it reports success;
 # and records it in the checksum file.
 
 # %%
-step.show("generate.py")
+step.show("migrate/generate.py")
 
 # %% [markdown]
-# ### `devdb.py`: the dev database
+# ### `migrate/devdb.py`: the dev database
 #
 # Atlas's `--dev-url`. A throwaway database made beside the empty scratch database that
 # `DEV_DATABASE_URL` names (it refuses one that holds tables: that might be the app's), or a
 # MySQL 8.4 container when the variable is unset and Docker runs; dropped afterwards either way.
 
 # %%
-step.show("devdb.py")
+step.show("migrate/devdb.py")
 
 # %% [markdown]
-# ### `integrity.py` and `migrations/revisions.sum`: the checksum file
+# ### `migrate/integrity.py` and `migrations/revisions.sum`: the checksum file
 #
 # Atlas's `atlas.sum`: a hash per revision file, each covering the files before it, and a first
-# line that sums them all. `generate.py` writes it; from step 3 on, a revision added, edited or
+# line that sums them all. `generate` writes it; from step 3 on, a revision added, edited or
 # removed without re-hashing is refused before anything runs. Chained hashes make two branches
 # that each add a revision conflict in git, instead of merging into two heads.
 
 # %%
-step.show("integrity.py", "migrations/revisions.sum")
+step.show("migrate/integrity.py", "migrations/revisions.sum")
 
 # %% [markdown]
 # ### `requirements.txt`: the Docker SDK, for the container fallback
@@ -85,7 +94,7 @@ step.show("requirements.txt")
 # %% [markdown]
 # ### The first revision: `initialize`
 #
-# What `python generate.py initialize` wrote, reviewed and committed: it creates both tables with
+# What `python -m migrate generate initialize` wrote, reviewed and committed: it creates both tables with
 # their keys, and drops them on the way down. It takes the place of `versions/.gitkeep`.
 
 # %%
@@ -113,13 +122,13 @@ app = t.copy("step-2-generate")
 dev = t.database("dev")  # the empty scratch database, `dev` in docker-compose.yml
 for revision in (app / "migrations" / "versions").glob("*.py"):
     revision.unlink()
-t.sh(app, "python generate.py initialize", dev_database_url=dev)
+t.sh(app, "python -m migrate generate initialize", dev_database_url=dev)
 
 # %% [markdown]
 # Plan again: the models and the migrations now agree, and nothing is written.
 
 # %%
-t.sh(app, "python generate.py initialize", dev_database_url=dev)
+t.sh(app, "python -m migrate generate initialize", dev_database_url=dev)
 t.sh(app, "python -m alembic history")
 
 # %% [markdown]
@@ -147,7 +156,7 @@ t.sh(app, "python -m alembic upgrade head --sql")
 email = "    email: Mapped[str] = mapped_column(String(255), unique=True)\n"
 title = "    title: Mapped[str | None] = mapped_column(String(255))\n"
 t.edit(app / "models.py", email, email + title)
-t.sh(app, "python generate.py add_user_title", dev_database_url=dev)
+t.sh(app, "python -m migrate generate add_user_title", dev_database_url=dev)
 [new] = (app / "migrations" / "versions").glob("*_add_user_title.py")
 t.show(new)
 
@@ -168,14 +177,14 @@ t.show(app / "migrations" / "revisions.sum")
 
 # %%
 t.edit(app / "models.py", "    name: Mapped[str]", "    full_name: Mapped[str]")
-t.sh(app, "python generate.py rename_user_name", dev_database_url=dev, expect=1)
+t.sh(app, "python -m migrate generate rename_user_name", dev_database_url=dev, expect=1)
 
 # %% [markdown]
 # It is a rename. The revision renames the column in place, every value kept, and its downgrade
 # renames it back:
 
 # %%
-t.sh(app, "python generate.py rename_user_name --rename users.name=full_name", dev_database_url=dev)
+t.sh(app, "python -m migrate generate rename_user_name --rename users.name=full_name", dev_database_url=dev)
 [renamed] = (app / "migrations" / "versions").glob("*_rename_user_name.py")
 t.show(renamed)
 

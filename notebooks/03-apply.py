@@ -27,11 +27,11 @@
 #
 # | Python (this repository) | Go (Atlas) |
 # |---|---|
-# | `python migrate.py status` | `atlas migrate status` |
-# | `python migrate.py upgrade` (under a MySQL named lock) | `atlas migrate apply` |
-# | `python migrate.py baseline REV` (schema checked first) | `atlas migrate apply --baseline VERSION` |
+# | `python -m migrate status` | `atlas migrate status` |
+# | `python -m migrate upgrade` (under a MySQL named lock) | `atlas migrate apply` |
+# | `python -m migrate baseline REV` (schema checked first) | `atlas migrate apply --baseline VERSION` |
 # | `alembic_version` + `alembic_history` tables | `atlas_schema_revisions` table |
-# | `python migrate.py hash` | `atlas migrate hash` |
+# | `python -m migrate hash` | `atlas migrate hash` |
 
 # %%
 from tutorial_kit.notebook import Tutorial
@@ -57,47 +57,47 @@ step = t.changes("step-2-generate", "step-3-apply")
 step.show("main.py")
 
 # %% [markdown]
-# ### `revisions.py`: where a database stands
+# ### `migrate/revisions.py`: where a database stands
 #
 # The current revision, the head, what is pending, and whether the database holds the app's
-# tables without any migration history: what `main.py` and `migrate.py` both ask.
+# tables without any migration history: what `main.py` and `python -m migrate` both ask.
 
 # %%
-step.show("revisions.py")
+step.show("migrate/revisions.py")
 
 # %% [markdown]
-# ### `migrate.py`: status, upgrade, baseline, hash
+# ### `migrate/__main__.py`: status, upgrade, baseline, hash
 #
 # `atlas migrate status`, `apply`, `apply --baseline` and `hash`. `upgrade` refuses a database
 # that `create_all()` made; `baseline` checks the schema before it stamps; `status` shows what
 # ran and what failed; all three check the checksum file first.
 
 # %%
-step.show("migrate.py")
+step.show("migrate/__main__.py")
 
 # %% [markdown]
-# ### `migrations/env.py`, `lock.py`, `history.py`: plain Alembic made as safe
+# ### `migrations/env.py`, `migrate/lock.py`, `migrate/history.py`: plain Alembic made as safe
 #
-# Every alembic command, `python -m alembic upgrade head` as much as `migrate.py upgrade`, runs
+# Every alembic command, `python -m alembic upgrade head` as much as `python -m migrate upgrade`, runs
 # under a MySQL named lock (`GET_LOCK`), so replicas deploying at once migrate one at a time,
 # and records each revision it applies, stamps or fails in `alembic_history` through Alembic's
 # `on_version_apply` hook: Atlas's `atlas_schema_revisions`. One transaction per revision keeps
 # every completed revision recorded when a later one fails.
 
 # %%
-step.show("migrations/env.py", "lock.py", "history.py")
+step.show("migrations/env.py", "migrate/lock.py", "migrate/history.py")
 
 # %% [markdown]
-# ### `integrity.py`: the checksum file, verified
+# ### `migrate/integrity.py`: the checksum file, verified
 #
 # From this step on, the revision files must match `migrations/revisions.sum`: one edited, added
-# or removed by hand is named, and refused until `python migrate.py hash`.
+# or removed by hand is named, and refused until `python -m migrate hash`.
 
 # %%
-step.show("integrity.py")
+step.show("migrate/integrity.py")
 
 # %% [markdown]
-# ### `schema_compare.py`: what `baseline` checks
+# ### `migrate/schema_compare.py`: what `baseline` checks
 #
 # Tables (engine, collation, comment), columns (type, nullability, default, auto-increment,
 # collation, comment), primary keys, indexes, foreign keys with their `ON DELETE`, and CHECK
@@ -105,7 +105,7 @@ step.show("integrity.py")
 # normalised, so that MySQL's and MariaDB's spellings of the same thing compare equal.
 
 # %%
-step.show("schema_compare.py")
+step.show("migrate/schema_compare.py")
 
 # %% [markdown]
 # ### `README.md`
@@ -142,8 +142,8 @@ t.sql(production, "SELECT (SELECT COUNT(*) FROM users) AS users, (SELECT COUNT(*
 
 # %%
 t.sh(app, "python main.py", **urls, expect=1)
-t.sh(app, "python migrate.py status", **urls)
-t.sh(app, "python migrate.py upgrade", **urls, expect=1)
+t.sh(app, "python -m migrate status", **urls)
+t.sh(app, "python -m migrate upgrade", **urls, expect=1)
 
 # %% [markdown]
 # ## A database that drifted is not baselined
@@ -160,7 +160,7 @@ drifted = t.database("drifted")
 t.sh(start, "python main.py", database_url=drifted)
 t.sql(drifted, "ALTER TABLE users ADD COLUMN nickname VARCHAR(20)")
 t.sql(drifted, "ALTER TABLE users DROP INDEX uq_users_email")
-t.sh(app, f"python migrate.py baseline {revision}", database_url=drifted, dev_database_url=dev, expect=1)
+t.sh(app, f"python -m migrate baseline {revision}", database_url=drifted, dev_database_url=dev, expect=1)
 t.sql(drifted, "SHOW TABLES LIKE 'alembic_version'")
 
 # %% [markdown]
@@ -169,8 +169,8 @@ t.sql(drifted, "SHOW TABLES LIKE 'alembic_version'")
 # Production matches `initialize`, so `baseline` stamps it:
 
 # %%
-t.sh(app, f"python migrate.py baseline {revision}", **urls)
-t.sh(app, "python migrate.py status", **urls)
+t.sh(app, f"python -m migrate baseline {revision}", **urls)
+t.sh(app, "python -m migrate status", **urls)
 t.sql(production, "SELECT * FROM alembic_version")
 
 # %% [markdown]
@@ -192,14 +192,14 @@ print(f"Every row is still there, unchanged: {len(after[0][1])} users, {len(afte
 
 # %%
 staging = t.database("staging")
-t.sh(app, "python migrate.py upgrade", database_url=staging)
+t.sh(app, "python -m migrate upgrade", database_url=staging)
 broken = write_revision(app, "add_nickname", rehash=False, upgrade="""\
     op.add_column("users", sa.Column("nickname", sa.String(40)))
     op.execute("UPDATE users SET nick_name = name")
 """)
-t.sh(app, "python migrate.py hash")
-t.sh(app, "python migrate.py upgrade", database_url=staging, expect=1)
-t.sh(app, "python migrate.py status", database_url=staging)
+t.sh(app, "python -m migrate hash")
+t.sh(app, "python -m migrate upgrade", database_url=staging, expect=1)
+t.sh(app, "python -m migrate status", database_url=staging)
 
 # %% [markdown]
 # Running it again would repeat what stayed applied, so `upgrade` (and plain `alembic upgrade
@@ -207,12 +207,12 @@ t.sh(app, "python migrate.py status", database_url=staging)
 # a typo) and re-hash, undo what stayed applied, then `upgrade --repaired`:
 
 # %%
-t.sh(app, "python migrate.py upgrade", database_url=staging, expect=1)
+t.sh(app, "python -m migrate upgrade", database_url=staging, expect=1)
 [path] = (app / "migrations" / "versions").glob(f"{broken}_*.py")
 t.edit(path, "nick_name", "nickname")
-t.sh(app, "python migrate.py hash")
+t.sh(app, "python -m migrate hash")
 t.sql(staging, "ALTER TABLE users DROP COLUMN nickname")
-t.sh(app, "python migrate.py upgrade --repaired", database_url=staging)
+t.sh(app, "python -m migrate upgrade --repaired", database_url=staging)
 t.sql(staging, "SELECT revision, kind, statements, error FROM alembic_history")
 
 # %% [markdown]

@@ -28,8 +28,8 @@
 # | Python (this repository) | Go (Atlas) |
 # |---|---|
 # | `title: Mapped[str \| None]` | `field.String("title").Optional()` |
-# | `python generate.py add_user_title` | `atlas migrate diff add_user_title` |
-# | `python migrate.py upgrade` | `atlas migrate apply` |
+# | `python -m migrate generate add_user_title` | `atlas migrate diff add_user_title` |
+# | `python -m migrate upgrade` | `atlas migrate apply` |
 
 # %%
 from tutorial_kit.notebook import Tutorial
@@ -53,9 +53,9 @@ step = t.changes("step-3-apply", "step-4-new-migration")
 step.show("models.py")
 
 # %% [markdown]
-# ### The revision `generate.py` planned, and the checksum file that records it
+# ### The revision `generate` planned, and the checksum file that records it
 #
-# `python generate.py add_user_title` compared the models with what the migrations build on a
+# `python -m migrate generate add_user_title` compared the models with what the migrations build on a
 # throwaway database, and wrote one `op.add_column`: `ALTER TABLE users ADD COLUMN title
 # VARCHAR(255)`, which Atlas writes as ``ALTER TABLE `users` ADD COLUMN `title` varchar(255)
 # NULL``. It then chained the new file into `migrations/revisions.sum`.
@@ -93,8 +93,8 @@ before = [t.query(production, q) for q in everything.split("; ")]
 
 # %%
 t.sh(app, "python main.py", **urls, expect=1)
-t.sh(app, "python migrate.py status", **urls)
-t.sh(app, "python migrate.py upgrade", **urls)
+t.sh(app, "python -m migrate status", **urls)
+t.sh(app, "python -m migrate upgrade", **urls)
 t.sh(app, "python main.py", **urls)
 
 # %% [markdown]
@@ -111,7 +111,7 @@ print(f"Every row is still there, unchanged: {len(after[0][1])} users, {len(afte
 # The planner agrees that nothing is left to plan, and plain Alembic that the models match:
 
 # %%
-t.sh(app, "python generate.py add_user_title", dev_database_url=dev)
+t.sh(app, "python -m migrate generate add_user_title", dev_database_url=dev)
 t.sh(app, "python -m alembic check", **urls)
 
 # %% [markdown]

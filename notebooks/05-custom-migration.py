@@ -22,15 +22,15 @@
 # automatic → versioned → generate → apply → new migration → **custom migration**
 #
 # Ent's "custom migrations". Autogenerate compares schemas; data, and anything it cannot see,
-# you write yourself. `migrate.py new` writes an empty revision and re-hashes; the reader fills
-# it in; `upgrade` then refuses the edited file ("checksum mismatch") until `migrate.py hash`
+# you write yourself. `python -m migrate new` writes an empty revision and re-hashes; the reader fills
+# it in; `upgrade` then refuses the edited file ("checksum mismatch") until `python -m migrate hash`
 # records it, as Atlas does.
 #
 # | Python (this repository) | Go (Atlas) |
 # |---|---|
-# | `python migrate.py new seed_users` | `atlas migrate new seed_users` |
+# | `python -m migrate new seed_users` | `atlas migrate new seed_users` |
 # | `op.execute(users.insert()...)` | `INSERT INTO users ...` in the .sql file |
-# | `python migrate.py hash` | `atlas migrate hash` |
+# | `python -m migrate hash` | `atlas migrate hash` |
 
 # %%
 from tutorial_kit.notebook import Tutorial
@@ -46,14 +46,14 @@ t = Tutorial("05-custom-migration")
 step = t.changes("step-4-new-migration", "step-5-custom-migration")
 
 # %% [markdown]
-# ### `migrate.py`: the `new` command
+# ### `migrate/__main__.py`: the `new` command
 #
 # An empty revision after the head, named by the time like the planner's, then re-hashed. It
 # refuses a directory that already differs from its checksums: re-hashing must not bless someone
 # else's unreviewed edit.
 
 # %%
-step.show("migrate.py")
+step.show("migrate/__main__.py")
 
 # %% [markdown]
 # ### `seed_users`: the revision written by hand
@@ -88,8 +88,8 @@ before = t.query(production, "SELECT id, name, email, title FROM users ORDER BY 
 
 # %%
 seeded = t.copy("step-5-custom-migration")
-t.sh(seeded, "python migrate.py status", **urls)
-t.sh(seeded, "python migrate.py upgrade", **urls)
+t.sh(seeded, "python -m migrate status", **urls)
+t.sh(seeded, "python -m migrate upgrade", **urls)
 t.sql(production, "SELECT id, name, email, title FROM users WHERE email IN ('jerry@seinfeld.io', 'george@costanza.io')")
 after = t.query(production, "SELECT id, name, email, title FROM users ORDER BY id")
 assert after[1][: len(before[1])] == before[1], "a user changed"
@@ -104,7 +104,7 @@ t.sql(production, "SELECT revision, kind, statements, applied_sql FROM alembic_h
 t.sh(seeded, "python -m alembic downgrade -1", **urls)
 assert t.query(production, "SELECT id, name, email, title FROM users ORDER BY id") == before
 print("After the downgrade, the users are exactly those from before the upgrade.")
-t.sh(seeded, "python migrate.py upgrade", **urls)
+t.sh(seeded, "python -m migrate upgrade", **urls)
 
 # %% [markdown]
 # ## `new`, an edit, and the checksum
@@ -116,13 +116,13 @@ t.sh(seeded, "python migrate.py upgrade", **urls)
 # %%
 app = seeded
 scratch = t.database("scratch")
-t.sh(app, "python migrate.py new add_more_users")
+t.sh(app, "python -m migrate new add_more_users")
 [more] = (app / "migrations" / "versions").glob("*_add_more_users.py")
 t.edit(more, '    """Upgrade schema."""\n    pass',
        '    """Upgrade schema."""\n    op.execute("UPDATE users SET title = \'Ms.\' WHERE email = \'ada@example.com\'")')
-t.sh(app, "python migrate.py upgrade", database_url=scratch, expect=1)
-t.sh(app, "python migrate.py hash")
-t.sh(app, "python migrate.py upgrade", database_url=scratch)
+t.sh(app, "python -m migrate upgrade", database_url=scratch, expect=1)
+t.sh(app, "python -m migrate hash")
+t.sh(app, "python -m migrate upgrade", database_url=scratch)
 
 # %% [markdown]
 # Next: [06-verify-safety](06-verify-safety.ipynb) makes `title` required, and lints the

@@ -30,7 +30,7 @@
 #
 # | Python (this repository) | Go (Atlas) |
 # |---|---|
-# | `python migrate.py lint --latest 1` | `atlas migrate lint --latest 1 --dev-url ...` |
+# | `python -m migrate lint --latest 1` | `atlas migrate lint --latest 1 --dev-url ...` |
 # | `# lint: ignore MF104 -- reason` | `-- atlas:nolint MF104` |
 # | `.github/workflows/migrations.yml` | `ariga/atlas-action` (now behind a login) |
 
@@ -56,7 +56,7 @@ step.show("models.py", "main.py")
 # %% [markdown]
 # ### `user_title_required`: planned, then back-filled by hand
 #
-# `generate.py` wrote the `alter_column`; the `UPDATE` before it was written by hand after lint
+# `generate` wrote the `alter_column`; the `UPDATE` before it was written by hand after lint
 # warned (below), and the file re-hashed.
 
 # %%
@@ -64,16 +64,16 @@ step.show("models.py", "main.py")
 step.show(revision, "migrations/revisions.sum")
 
 # %% [markdown]
-# ### `lint.py`, `lint_checks.py` and `migrate.py lint`: the linter
+# ### `migrate/lint.py`, `migrate/lint_checks.py` and `python -m migrate lint`: the linter
 #
-# `lint.py` runs each revision on a throwaway database, records every statement the revision
+# `migrate/lint.py` runs each revision on a throwaway database, records every statement the revision
 # file runs, asks the server which `ALGORITHM` each ALTER allows (INSTANT, then INPLACE, then
 # COPY: a server refuses one it cannot honour and changes nothing), and with `DATABASE_URL`
-# checks the findings against the data in a read-only session. `lint_checks.py` holds the
+# checks the findings against the data in a read-only session. `migrate/lint_checks.py` holds the
 # checks, with Atlas's codes.
 
 # %%
-step.show("migrate.py", "lint.py", "lint_checks.py")
+step.show("migrate/__main__.py", "migrate/lint.py", "migrate/lint_checks.py")
 
 # %% [markdown]
 # ### `.github/workflows/migrations.yml`: the CI recipe
@@ -100,7 +100,7 @@ before = t.query(production, "SELECT id, name, email FROM users ORDER BY id")
 # %% [markdown]
 # ## The revision as planned, linted
 #
-# In a copy of step 6, put the revision back the way `generate.py user_title_required` wrote
+# In a copy of step 6, put the revision back the way `python -m migrate generate user_title_required` wrote
 # it, without the back-fill, and re-hash:
 
 # %%
@@ -109,15 +109,15 @@ app = t.copy("step-6-verify-safety")
 fix = path.read_text().split("    # Written by hand")[1].split("    # ### commands")[0]
 backfill = "    # Written by hand" + fix
 t.edit(path, backfill, "")
-t.sh(app, "python migrate.py hash")
+t.sh(app, "python -m migrate hash")
 
 # %% [markdown]
 # Lint, on the dev database alone: Atlas's MF104 warning, and what the ALTER costs. Then with
 # `DATABASE_URL` (reading only): the data proves the revision would fail, so lint fails.
 
 # %%
-t.sh(app, "python migrate.py lint --latest 1", dev_database_url=dev)
-t.sh(app, "python migrate.py lint --latest 1", **urls, expect=1)
+t.sh(app, "python -m migrate lint --latest 1", dev_database_url=dev)
+t.sh(app, "python -m migrate lint --latest 1", **urls, expect=1)
 
 # %% [markdown]
 # ## The fix: back-fill in the same revision
@@ -128,14 +128,14 @@ t.sh(app, "python migrate.py lint --latest 1", **urls, expect=1)
 # %%
 upgrade = '    """Upgrade schema."""\n'
 t.edit(path, upgrade, upgrade + backfill)
-t.sh(app, "python migrate.py hash")
-t.sh(app, "python migrate.py lint --latest 1", **urls)
+t.sh(app, "python -m migrate hash")
+t.sh(app, "python -m migrate lint --latest 1", **urls)
 
 # %% [markdown]
 # ## Deploy
 
 # %%
-t.sh(app, "python migrate.py upgrade", **urls)
+t.sh(app, "python -m migrate upgrade", **urls)
 t.sh(app, "python main.py", **urls)
 t.sql(production, "SELECT COUNT(*) AS users, SUM(title = '') AS back_filled FROM users")
 assert t.query(production, "SELECT id, name, email FROM users ORDER BY id") == before

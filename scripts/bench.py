@@ -13,7 +13,7 @@ what the preloader saves.
 
 `python scripts/bench.py --big-tables [ROWS]` instead: the tutorial's revisions from
 add_user_title to user_title_required on users and blogs of ROWS rows each (1,000,000 by
-default), each statement timed beside the ALGORITHM that step-6's `migrate.py lint` says the
+default), each statement timed beside the ALGORITHM that step-6's `python -m migrate lint` says the
 server allows.
 """
 
@@ -173,7 +173,7 @@ def big_tables(rows: int) -> int:
         results = []
         for name, revision in revisions.items():
             # Lint first, with production at the revision's parent, as CI and a deploy would.
-            linted = run(step, "migrate.py", "lint", revision,
+            linted = run(step, "-m", "migrate", "lint", revision,
                          database_url=app_url, dev_database_url=dev_url)
             found = verdicts(linted.stdout)
             timings.clear()

@@ -1,11 +1,11 @@
-"""The demo app. Its schema comes from the migrations: `python migrate.py upgrade`."""
+"""The demo app. Its schema comes from the migrations: `python -m migrate upgrade`."""
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
 from database import connect
 from models import Blog, User
-from revisions import require_current
+from migrate.revisions import require_current
 
 
 def ensure_demo_data(session: Session) -> None:

@@ -112,7 +112,7 @@ def connection_lost(exc: DBAPIError, url: URL) -> str | None:
 
     None for any other error, which the caller reports its own way. MySQL DDL is not
     transactional: what ran before the break stays applied, so the caller should add where
-    to look, e.g. "run `python migrate.py status`".
+    to look, e.g. "run `python -m migrate status`".
     """
     code = error_code(exc)
     # Gone away, lost during a query, lost on reading, killed, server shut down.

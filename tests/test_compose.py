@@ -96,7 +96,7 @@ def test_env_example_documents_the_defaults():
 def test_step_3_app_waits_for_its_migration(compose):
     services = compose["services"]
     migrate, app = services["step-3-migrate"], services["step-3"]
-    assert migrate["command"] == ["python", "migrate.py", "upgrade"]
+    assert migrate["command"] == ["python", "-m", "migrate", "upgrade"]
     assert app["depends_on"]["step-3-migrate"]["condition"] == "service_completed_successfully"
     assert app["depends_on"]["db"]["condition"] == "service_healthy"
     assert "command" not in app  # the image's CMD: python main.py

@@ -1,4 +1,4 @@
-"""database.py and devdb.py (the same in every step): connections fail fast, in one clear line,
+"""database.py and migrate/devdb.py (the same in every step): connections fail fast, in one clear line,
 and never show any part of a password."""
 
 import secrets
@@ -82,7 +82,7 @@ def test_the_dev_database_on_a_silent_port_fails_in_one_line(step, dev_database_
         "    name: Mapped[str]", "    full_name: Mapped[str]"))
     port = listener("silent")
     url = dev_database_url.set(port=port).update_query_dict({"connect_timeout": "1"})
-    result = run(app, "generate.py", "x", dev_database_url=url, timeout=60)
+    result = run(app, "-m", "migrate", "generate", "x", dev_database_url=url, timeout=60)
     line = assert_clean_failure(result)
     assert f"no MySQL answered at 127.0.0.1:{port} within 1 s" in line and "DEV_DATABASE_URL" in line
 
@@ -214,7 +214,7 @@ def test_a_dev_user_who_may_not_create_databases_gets_one_line(step, server, dev
         "    name: Mapped[str]", "    full_name: Mapped[str]"))
     before = sorted((app / "migrations" / "versions").glob("*.py"))
     user = mysql_user(SECRET, f"ALL ON `{dev_database_url.database}`.*")  # its database only
-    result = run(app, "generate.py", "x", dev_database_url=url_with(dev_database_url, user, SECRET))
+    result = run(app, "-m", "migrate", "generate", "x", dev_database_url=url_with(dev_database_url, user, SECRET))
     line = assert_clean_failure(result, password=SECRET)
     dev = dev_database_url.database
     assert f"DEV_DATABASE_URL's user '{user}' may not create databases beside '{dev}'" in line, line

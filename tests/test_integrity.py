@@ -37,13 +37,13 @@ def test_a_revision_changed_without_rehashing_is_refused(step, database_url, db,
     before = snapshot(db)
 
     for command in ("status", "upgrade"):
-        line = assert_clean_failure(run(app, "migrate.py", command, database_url=database_url))
+        line = assert_clean_failure(run(app, "-m", "migrate", command, database_url=database_url))
         assert line.startswith("error: checksum mismatch in migrations/revisions.sum: ")
-        assert expected in line and "`python migrate.py hash`" in line
+        assert expected in line and "`python -m migrate hash`" in line
     assert snapshot(db) == before and len(history(db)) == 1  # nothing ran
 
-    assert run(app, "migrate.py", "hash").returncode == 0
-    upgrade = run(app, "migrate.py", "upgrade", database_url=database_url)
+    assert run(app, "-m", "migrate", "hash").returncode == 0
+    upgrade = run(app, "-m", "migrate", "upgrade", database_url=database_url)
     assert upgrade.returncode == 0, upgrade.stderr
     assert [tuple(r)[:3] for r in snapshot(db)["users"]] == [tuple(r)[:3] for r in before["users"]]
 
@@ -89,9 +89,9 @@ def test_without_the_checksum_file_they_merge_quietly_into_two_heads(step, datab
     app = step("step-3-apply")
     merge = two_branches(app, with_sum=False)
     assert merge.returncode == 0, merge.stdout + merge.stderr
-    assert run(app, "migrate.py", "hash").returncode == 0
+    assert run(app, "-m", "migrate", "hash").returncode == 0
     for command in (["status"], ["upgrade"]):
-        line = assert_clean_failure(run(app, "migrate.py", *command, database_url=database_url))
+        line = assert_clean_failure(run(app, "-m", "migrate", *command, database_url=database_url))
         assert "migrations/versions has 2 heads (30000101000000, 30000101000001)" in line
         assert "python -m alembic merge -m merge 30000101000000 30000101000001" in line
     line = assert_clean_failure(run(app, "main.py", database_url=database_url))
@@ -102,19 +102,19 @@ def test_a_revision_edited_after_it_was_applied_is_flagged(step, database_url, d
     app = managed_production(step, database_url, db)
     first = initialize_revision(app)
     write_revision(app, "add_nickname", ADD_NICKNAME, rev="30000101000000", down=first)
-    assert run(app, "migrate.py", "upgrade", database_url=database_url).returncode == 0
+    assert run(app, "-m", "migrate", "upgrade", database_url=database_url).returncode == 0
     path = versions(app) / "30000101000000_add_nickname.py"
     path.write_text(path.read_text().replace("String(40)", "String(80)"))
-    assert run(app, "migrate.py", "hash").returncode == 0  # re-hashing does not hide it
+    assert run(app, "-m", "migrate", "hash").returncode == 0  # re-hashing does not hide it
     write_revision(app, "add_title", 'op.add_column("users", sa.Column("title", sa.String(40)))',
                    rev="30000101000001", down="30000101000000")
     before = snapshot(db)
 
-    status = run(app, "migrate.py", "status", database_url=database_url)
+    status = run(app, "-m", "migrate", "status", database_url=database_url)
     assert status.returncode == 0, status.stderr
     assert "Migration status: EDITED" in status.stdout
     assert "Edited after it was applied here: 30000101000000 (" in status.stdout
-    line = assert_clean_failure(run(app, "migrate.py", "upgrade", database_url=database_url))
+    line = assert_clean_failure(run(app, "-m", "migrate", "upgrade", database_url=database_url))
     assert "revision 30000101000000 (" in line and "was edited after it was applied" in line
     assert snapshot(db) == before
     with db.connect() as conn:
@@ -125,6 +125,6 @@ def test_a_revision_edited_after_it_was_applied_is_flagged(step, database_url, d
 def test_a_database_newer_code_migrated_is_named_in_one_line(step, database_url, command):
     """Its history names revisions this code does not have: say so, no traceback."""
     newer = step("step-5-custom-migration")
-    assert run(newer, "migrate.py", "upgrade", database_url=database_url).returncode == 0
-    line = assert_clean_failure(run(step("step-3-apply"), "migrate.py", command, database_url=database_url))
+    assert run(newer, "-m", "migrate", "upgrade", database_url=database_url).returncode == 0
+    line = assert_clean_failure(run(step("step-3-apply"), "-m", "migrate", command, database_url=database_url))
     assert "which is not in migrations/versions" in line

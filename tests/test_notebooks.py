@@ -129,7 +129,7 @@ EXPECTED = {
         "mysql> SHOW TABLES;",
     ],
     "02-generate": [
-        "+++ step-2-generate/generate.py",
+        "+++ step-2-generate/migrate/generate.py",
         "_initialize.py",
         "+    op.create_table('users',",  # the revision, shown in full
         "Wrote migrations/versions/",
@@ -140,8 +140,8 @@ EXPECTED = {
         "mysql> SHOW TABLES;",
     ],
     "03-apply": [
-        "+++ step-3-apply/migrate.py",
-        "+++ step-3-apply/history.py",
+        "+++ step-3-apply/migrate/__main__.py",
+        "+++ step-3-apply/migrate/history.py",
         "-    Base.metadata.create_all(engine)",
         "holds tables (blogs, users) but no migration history",
         "index users.uq_users_email is missing",
@@ -156,7 +156,7 @@ EXPECTED = {
         "Applied before it and kept (MySQL cannot roll back DDL): ALTER TABLE users ADD COLUMN nickname",
         "Migration status: FAILED",
         "Last migration attempt had errors:",
-        "then run `python migrate.py upgrade --repaired`",
+        "then run `python -m migrate upgrade --repaired`",
     ],
     "04-new-migration": [
         "+++ step-4-new-migration/models.py",
@@ -170,7 +170,7 @@ EXPECTED = {
         "No new upgrade operations detected",
     ],
     "05-custom-migration": [
-        "+++ step-5-custom-migration/migrate.py",
+        "+++ step-5-custom-migration/migrate/__main__.py",
         "+SEED = [",
         "Jerome Seinfeld  jerry@seinfeld.io   Dr.",  # production's own Jerry, unchanged
         "George Costanza  george@costanza.io  Mr.",
@@ -183,7 +183,7 @@ EXPECTED = {
         "Re-hashed migrations/versions into migrations/revisions.sum.",
     ],
     "06-verify-safety": [
-        "+++ step-6-verify-safety/lint.py",
+        "+++ step-6-verify-safety/migrate/lint.py",
         "MF104 warning: Modifying nullable column \"title\" to non-nullable might fail",
         "data: 1001 rows of users have a NULL title: this revision will fail",
         "Lint failed.",

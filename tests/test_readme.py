@@ -30,7 +30,7 @@ export DATABASE_URL=mysql+pymysql://root:pass@127.0.0.1:3306/app
 python main.py \\
     --flag   # one command on two lines
 # a comment line
-python migrate.py upgrade    # error: ... run `python migrate.py baseline REV`
+python -m migrate upgrade    # error: ... run `python -m migrate baseline REV`
 echo "a # inside quotes"  # and a comment
 ```
 
@@ -53,7 +53,7 @@ print("never run: not a shell block")
         "python -m pip install -r requirements.txt",
         "export DATABASE_URL=mysql+pymysql://root:pass@127.0.0.1:3306/app",
         "python main.py      --flag",
-        "python migrate.py upgrade",
+        "python -m migrate upgrade",
         'echo "a # inside quotes"',
     ]
     assert [c.expects_failure for c in first.commands] == [False, False, False, True, False]

@@ -42,18 +42,18 @@ def schema_compare(step):
     app = step("step-3-apply")
     sys.path.insert(0, str(app))
     try:
-        yield app, importlib.import_module("schema_compare")
+        yield app, importlib.import_module("migrate.schema_compare")
     finally:
         sys.path.remove(str(app))
-        for name in ("schema_compare", "history", "revisions"):
-            sys.modules.pop(name, None)
+        for name in [name for name in sys.modules if name.split(".")[0] in ("migrate", "database")]:
+            sys.modules.pop(name)
 
 
 @pytest.fixture
 def built(schema_compare, database_url):
     """The `initialize` revision applied on MariaDB; an engine on it."""
     app, _ = schema_compare
-    assert run(app, "migrate.py", "upgrade", database_url=database_url).returncode == 0
+    assert run(app, "-m", "migrate", "upgrade", database_url=database_url).returncode == 0
     engine = create_engine(url_text(database_url))
     yield engine
     engine.dispose()

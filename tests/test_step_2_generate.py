@@ -44,7 +44,7 @@ def test_committed_migrations_match_the_models(step, name, database_url):
 def test_unchanged_models_write_nothing(step, server, dev_database_url):
     app = step("step-2-generate")
     before = revisions(app)
-    result = run(app, "generate.py", "again", dev_database_url=dev_database_url)
+    result = run(app, "-m", "migrate", "generate", "again", dev_database_url=dev_database_url)
     assert result.returncode == 0, result.stderr
     assert "nothing to generate" in result.stdout
     assert revisions(app) == before
@@ -61,7 +61,7 @@ def test_a_model_change_becomes_one_revision(step, server, dev_database_url, dat
         '    title: Mapped[str | None] = mapped_column(String(255))\n',
     )
     before = revisions(app)
-    result = run(app, "generate.py", "add_user_title", dev_database_url=dev_database_url)
+    result = run(app, "-m", "migrate", "generate", "add_user_title", dev_database_url=dev_database_url)
     assert result.returncode == 0, result.stderr
     [new] = sorted(set(revisions(app)) - set(before))
     assert re.fullmatch(r"\d{14}_add_user_title", new.stem)
@@ -77,7 +77,7 @@ def test_a_model_change_becomes_one_revision(step, server, dev_database_url, dat
     check = run(app, "-m", "alembic", "check", database_url=database_url)
     assert check.returncode == 0, check.stdout + check.stderr
     # Running the planner again finds nothing left to do.
-    again = run(app, "generate.py", "add_user_title", dev_database_url=dev_database_url)
+    again = run(app, "-m", "migrate", "generate", "add_user_title", dev_database_url=dev_database_url)
     assert "nothing to generate" in again.stdout
     # It recorded the new file in the checksum file, chained after the first, as Atlas does.
     lines = (app / "migrations" / "revisions.sum").read_text().splitlines()
@@ -104,7 +104,7 @@ def test_a_revision_id_already_taken_is_skipped(step, dev_database_url, database
         previous = rev
     edit(app / "models.py", "    name: Mapped[str]",
          "    title: Mapped[str | None] = mapped_column(String(50))\n    name: Mapped[str]")
-    result = run(app, "generate.py", "add_user_title", dev_database_url=dev_database_url)
+    result = run(app, "-m", "migrate", "generate", "add_user_title", dev_database_url=dev_database_url)
     assert result.returncode == 0, result.stderr
     [new] = versions.glob("*_add_user_title.py")
     assert f"down_revision: Union[str, Sequence[str], None] = {previous!r}" in new.read_text()
@@ -119,7 +119,7 @@ def test_a_revision_mysql_rejects_is_not_kept(step, server, dev_database_url):
     edit(app / "models.py", "    name: Mapped[str]",
          "    nickname: Mapped[str | None] = mapped_column(String())\n    name: Mapped[str]")
     before = revisions(app)
-    result = run(app, "generate.py", "add_nickname", dev_database_url=dev_database_url)
+    result = run(app, "-m", "migrate", "generate", "add_nickname", dev_database_url=dev_database_url)
     line = assert_clean_failure(result)
     assert "the planned revision fails on MySQL (VARCHAR requires a length" in line
     assert revisions(app) == before
@@ -132,7 +132,7 @@ def test_a_dev_database_with_tables_is_refused(step, database_url, dev_database_
     assert run(app, "main.py", database_url=database_url).returncode == 0
     edit(app / "models.py", "    name: Mapped[str]", "    full_name: Mapped[str]")
     before = revisions(app)
-    result = run(app, "generate.py", "oops", dev_database_url=database_url)
+    result = run(app, "-m", "migrate", "generate", "oops", dev_database_url=database_url)
     line = assert_clean_failure(result)
     assert f"names database '{database_url.database}', which holds tables (blogs, users)" in line
     assert revisions(app) == before
@@ -165,7 +165,7 @@ def test_bad_input_gets_one_clear_line(step, dev_database_url, case, args, dev_u
         "database": dev_database_url.set(database="no_such_dev"),
     }
     before = revisions(app)
-    result = run(app, "generate.py", *args, dev_database_url=urls.get(dev_url, dev_url), env=NO_DOCKER)
+    result = run(app, "-m", "migrate", "generate", *args, dev_database_url=urls.get(dev_url, dev_url), env=NO_DOCKER)
     line = assert_clean_failure(result, password=SECRET)
     assert line.startswith("error: ") and expected in line, (case, line)
     assert revisions(app) == before

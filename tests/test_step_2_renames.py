@@ -99,12 +99,12 @@ def test_in_a_script_a_rename_is_refused_and_nothing_written(step, server, dev_d
     for old, new in edits:
         edit(app / "models.py", old, new)
     before = revisions(app)
-    result = run(app, "generate.py", "rename", dev_database_url=dev_database_url)
+    result = run(app, "-m", "migrate", "generate", "rename", dev_database_url=dev_database_url)
     line = assert_clean_failure(result)
     first = answers[0].partition("=")[0]  # a table's columns are asked about after the table
     assert line.startswith("error: ") and "Nothing was written" in line
-    assert "`python generate.py rename --rename " in line and f"--rename {answers[0]}" in line
-    assert "`python generate.py rename --drop " in line and f"--drop {first}" in line
+    assert "`python -m migrate generate rename --rename " in line and f"--rename {answers[0]}" in line
+    assert "`python -m migrate generate rename --drop " in line and f"--drop {first}" in line
     assert revisions(app) == before
     assert throwaways(server, dev_database_url) == set()
 
@@ -119,7 +119,7 @@ def test_a_rename_keeps_every_value_up_and_down(step, dev_database_url, database
     for old, new in edits:
         edit(app / "models.py", old, new)
     options = [arg for answer in answers for arg in ("--rename", answer)]
-    planned = run(app, "generate.py", "rename", *options, dev_database_url=dev_database_url)
+    planned = run(app, "-m", "migrate", "generate", "rename", *options, dev_database_url=dev_database_url)
     assert planned.returncode == 0, planned.stderr
     assert planned.stderr == ""
     [revision] = (app / "migrations" / "versions").glob("*_rename.py")
@@ -145,7 +145,7 @@ def test_a_rename_keeps_every_value_up_and_down(step, dev_database_url, database
 def test_a_confirmed_drop_is_written_as_a_drop(step, dev_database_url):
     app = step("step-2-generate")
     edit(app / "models.py", "    name: Mapped[str]", "    full_name: Mapped[str]")
-    result = run(app, "generate.py", "replace_name", "--drop", "users.name",
+    result = run(app, "-m", "migrate", "generate", "replace_name", "--drop", "users.name",
                  dev_database_url=dev_database_url)
     assert result.returncode == 0, result.stderr
     [revision] = (app / "migrations" / "versions").glob("*_replace_name.py")
@@ -157,7 +157,7 @@ def test_a_confirmed_drop_is_written_as_a_drop(step, dev_database_url):
 def test_a_plain_drop_needs_no_answer(step, dev_database_url):
     app = step("step-2-generate")
     edit(app / "models.py", '    title: Mapped[str] = mapped_column(String(255))\n', "")
-    result = run(app, "generate.py", "drop_title", dev_database_url=dev_database_url)
+    result = run(app, "-m", "migrate", "generate", "drop_title", dev_database_url=dev_database_url)
     assert result.returncode == 0, result.stderr
     assert "ALTER TABLE blogs DROP COLUMN title" in result.stdout
 
@@ -169,7 +169,7 @@ def terminal_env(app, dev_database_url) -> dict[str, str]:
 
 def ask(app, dev_database_url, *answers: str) -> tuple[str, int]:
     """Run the planner on a pseudo-terminal, answering its questions in turn."""
-    child = pexpect.spawn("python", ["generate.py", "rename"], cwd=str(app),
+    child = pexpect.spawn("python", ["-m", "migrate", "generate", "rename"], cwd=str(app),
                           env=terminal_env(app, dev_database_url), encoding="utf-8", timeout=120)
     for answer in answers:
         child.expect_exact("[y/N] ")
@@ -206,7 +206,7 @@ def test_on_a_terminal_a_table_then_its_column_is_asked_about(step, dev_database
     app = step("step-2-generate")
     for old, new in RENAMES["table and one of its columns"][0]:
         edit(app / "models.py", old, new)
-    child = pexpect.spawn("python", ["generate.py", "rename"], cwd=str(app),
+    child = pexpect.spawn("python", ["-m", "migrate", "generate", "rename"], cwd=str(app),
                           env=terminal_env(app, dev_database_url), encoding="utf-8", timeout=120)
     child.expect_exact("Did you rename table blogs to posts? [y/N] ")
     child.sendline("y")
@@ -249,7 +249,7 @@ def test_bad_answers_get_one_clear_line(step, server, dev_database_url, options,
     edit(app / "models.py", "    name: Mapped[str]", "    full_name: Mapped[str]")
     edit(app / "models.py", '    title: Mapped[str] = mapped_column(String(255))\n', "")  # a plain drop
     before = revisions(app)
-    result = run(app, "generate.py", "rename", *options, dev_database_url=dev_database_url)
+    result = run(app, "-m", "migrate", "generate", "rename", *options, dev_database_url=dev_database_url)
     line = assert_clean_failure(result)
     assert line.startswith("error: ") and expected in line, line
     assert revisions(app) == before

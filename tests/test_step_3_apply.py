@@ -70,31 +70,31 @@ def test_production_is_baselined_with_every_row_kept(step, database_url, dev_dat
     # bring it under the migrations (baseline, since upgrade refuses it).
     line = assert_clean_failure(run(app, "main.py", **urls))
     assert "no migration history (create_all() made them)" in line
-    assert "migrate.py baseline REV" in line and "migrate.py upgrade" not in line
+    assert "python -m migrate baseline REV" in line and "migrate upgrade" not in line
 
-    status = run(app, "migrate.py", "status", **urls)
+    status = run(app, "-m", "migrate", "status", **urls)
     assert status.returncode == 0, status.stderr
     assert "Migration status: NOT MANAGED" in status.stdout
     assert "holds tables (blogs, users) but no" in status.stdout
     assert "Pending:          1" in status.stdout
 
     # Atlas's "connected database is not clean".
-    line = assert_clean_failure(run(app, "migrate.py", "upgrade", **urls))
+    line = assert_clean_failure(run(app, "-m", "migrate", "upgrade", **urls))
     assert "holds tables (blogs, users) but no migration history" in line
-    assert "migrate.py baseline REV" in line
+    assert "python -m migrate baseline REV" in line
     assert not version_table_exists(db)
 
     revision = initialize_revision(app)
-    baseline = run(app, "migrate.py", "baseline", revision, **urls)
+    baseline = run(app, "-m", "migrate", "baseline", revision, **urls)
     assert baseline.returncode == 0, baseline.stdout + baseline.stderr
     assert f"The schema matches revision {revision}: stamped" in baseline.stdout
 
-    status = run(app, "migrate.py", "status", **urls)
+    status = run(app, "-m", "migrate", "status", **urls)
     assert f"Current revision: {revision}" in status.stdout
     assert "Pending:          0" in status.stdout
     current = run(app, "-m", "alembic", "current", **urls)
     assert f"{revision} (head)" in current.stdout
-    upgrade = run(app, "migrate.py", "upgrade", **urls)
+    upgrade = run(app, "-m", "migrate", "upgrade", **urls)
     assert upgrade.returncode == 0 and f"Already at {revision}" in upgrade.stdout
 
     result = run(app, "main.py", **urls)
@@ -172,7 +172,7 @@ def test_drifted_production_is_not_baselined(step, database_url, dev_database_ur
     before = snapshot(db)
     app = step("step-3-apply")
     revision = initialize_revision(app)
-    result = run(app, "migrate.py", "baseline", revision,
+    result = run(app, "-m", "migrate", "baseline", revision,
                  database_url=database_url, dev_database_url=dev_database_url)
     line = assert_clean_failure(result)
     collation = collation_of(db)
@@ -193,7 +193,7 @@ def test_baseline_builds_the_revision_with_productions_collation(step, database_
     before = snapshot(db)
     app = step("step-3-apply")
     revision = initialize_revision(app)
-    result = run(app, "migrate.py", "baseline", revision,
+    result = run(app, "-m", "migrate", "baseline", revision,
                  database_url=database_url, dev_database_url=dev_database_url)
     assert result.returncode == 0, result.stdout + result.stderr
     assert f"The schema matches revision {revision}" in result.stdout
@@ -208,7 +208,7 @@ def test_baseline_builds_the_revision_with_productions_collation(step, database_
 
 def test_concurrent_upgrades_take_turns(step, database_url, db):
     app = step("step-3-apply")
-    processes = run_at_once(app, "migrate.py", "upgrade", copies=6, database_url=database_url,
+    processes = run_at_once(app, "-m", "migrate", "upgrade", copies=6, database_url=database_url,
                             timeout=120)
     results = [(p.returncode, p.stdout, p.stderr) for p in processes]
     assert [code for code, _, _ in results] == [0] * 6, results
@@ -225,7 +225,7 @@ def test_concurrent_upgrades_take_turns(step, database_url, db):
 
 def test_fresh_database_is_upgraded_then_the_app_runs(step, database_url, db):
     app = step("step-3-apply")
-    upgrade = run(app, "migrate.py", "upgrade", database_url=database_url)
+    upgrade = run(app, "-m", "migrate", "upgrade", database_url=database_url)
     assert upgrade.returncode == 0, upgrade.stderr
     assert f"Applying {initialize_revision(app)}  initialize" in upgrade.stdout
     for _ in range(2):
@@ -237,11 +237,11 @@ def test_fresh_database_is_upgraded_then_the_app_runs(step, database_url, db):
 
 def test_app_on_an_out_of_date_database_says_migrate(step, database_url, dev_database_url, db):
     app = step("step-3-apply")
-    assert run(app, "migrate.py", "upgrade", database_url=database_url).returncode == 0
+    assert run(app, "-m", "migrate", "upgrade", database_url=database_url).returncode == 0
     models = app / "models.py"
     models.write_text(models.read_text().replace(
         "    name: Mapped[str]", "    title: Mapped[str | None] = mapped_column(String(255))\n    name: Mapped[str]"))
-    planned = run(app, "generate.py", "add_user_title", dev_database_url=dev_database_url)
+    planned = run(app, "-m", "migrate", "generate", "add_user_title", dev_database_url=dev_database_url)
     assert planned.returncode == 0, planned.stderr
     assert planned.stdout.split("which runs:")[1].split() == \
         "ALTER TABLE users ADD COLUMN title VARCHAR(255);".split()  # no lock nor history
@@ -250,9 +250,9 @@ def test_app_on_an_out_of_date_database_says_migrate(step, database_url, dev_dat
 
     line = assert_clean_failure(run(app, "main.py", database_url=database_url))
     assert f"database is at revision {old}, this code needs {new}" in line
-    status = run(app, "migrate.py", "status", database_url=database_url)
+    status = run(app, "-m", "migrate", "status", database_url=database_url)
     assert "Pending:          1" in status.stdout and f"{new}  add_user_title" in status.stdout
-    assert run(app, "migrate.py", "upgrade", database_url=database_url).returncode == 0
+    assert run(app, "-m", "migrate", "upgrade", database_url=database_url).returncode == 0
     assert run(app, "main.py", database_url=database_url).returncode == 0
     assert "title" in [c["name"] for c in inspect(db).get_columns("users")]
 
@@ -260,10 +260,10 @@ def test_app_on_an_out_of_date_database_says_migrate(step, database_url, dev_dat
 @pytest.mark.parametrize("command", ["status", "upgrade"])
 def test_a_revision_from_newer_code_is_named(step, database_url, db, command):
     app = step("step-3-apply")
-    assert run(app, "migrate.py", "upgrade", database_url=database_url).returncode == 0
+    assert run(app, "-m", "migrate", "upgrade", database_url=database_url).returncode == 0
     with db.begin() as conn:
         conn.execute(text("UPDATE alembic_version SET version_num = '29991231235959'"))
-    line = assert_clean_failure(run(app, "migrate.py", command, database_url=database_url))
+    line = assert_clean_failure(run(app, "-m", "migrate", command, database_url=database_url))
     assert "at revision 29991231235959, which is not in migrations/versions" in line
     line = assert_clean_failure(run(app, "main.py", database_url=database_url))
     assert "at revision 29991231235959, this code needs" in line
@@ -289,8 +289,8 @@ SECRET = "s3cret-Pa55word"
 @pytest.mark.parametrize(
     "case, args, url, expected",
     [
-        ("no command", [], "ok", "usage: python migrate.py status | upgrade [--repaired] | baseline REV"),
-        ("unknown command", ["apply"], "ok", "usage: python migrate.py"),
+        ("no command", [], "ok", "usage: python -m migrate generate NAME | status | upgrade [--repaired]"),
+        ("unknown command", ["apply"], "ok", "usage: python -m migrate"),
         ("baseline without REV", ["baseline"], "ok", "baseline needs the revision"),
         ("unknown revision", ["baseline", "abc123"], "filled", "unknown revision 'abc123'"),
         ("baseline an empty database", ["baseline", "REV"], "ok", "the database is empty"),
@@ -310,7 +310,7 @@ def test_bad_input_gets_one_clear_line(step, database_url, dev_database_url, db,
     if url == "filled":
         assert run(step("start"), "main.py", database_url=database_url).returncode == 0
     if url == "managed":
-        assert run(app, "migrate.py", "upgrade", database_url=database_url).returncode == 0
+        assert run(app, "-m", "migrate", "upgrade", database_url=database_url).returncode == 0
     before = (sorted(inspect(db).get_table_names()), snapshot(db) if url in ("filled", "managed") else None)
     urls = {
         "ok": database_url, "filled": database_url, "managed": database_url,
@@ -319,7 +319,7 @@ def test_bad_input_gets_one_clear_line(step, database_url, dev_database_url, db,
     }
     args = [rev if a == "REV" else a for a in args]
     devs = {"": dev_database_url, "no dev": None, "dev is production": database_url}
-    result = run(app, "migrate.py", *args, database_url=urls.get(url, url),
+    result = run(app, "-m", "migrate", *args, database_url=urls.get(url, url),
                  dev_database_url=devs[dev], env={"DOCKER_HOST": "unix:///nonexistent/docker.sock"})
     line = assert_clean_failure(result, password=SECRET)
     assert line.startswith("error: ") and expected in line, (case, line)
@@ -330,17 +330,17 @@ def test_bad_input_gets_one_clear_line(step, database_url, dev_database_url, db,
 
 @pytest.mark.parametrize("step_name", ["step-3-apply", "step-6-verify-safety"])
 def test_status_into_a_pipe_that_closes_early_ends_quietly(step, database_url, step_name):
-    """`python migrate.py status | head`: before, a BrokenPipeError traceback once head quit."""
+    """`python -m migrate status | head`: before, a BrokenPipeError traceback once head quit."""
     import subprocess
 
     from tutorial_kit.steps import python_on_path, step_env
 
     app = step(step_name)
-    assert run(app, "migrate.py", "upgrade", database_url=database_url).returncode == 0
+    assert run(app, "-m", "migrate", "upgrade", database_url=database_url).returncode == 0
     env = step_env(database_url)
     env["PATH"] = f"{python_on_path(app.parent / 'bin')}:{env['PATH']}"
     # `true` reads nothing and is gone before status writes: every write meets a closed pipe.
     result = subprocess.run(
-        ["bash", "-c", "python migrate.py status | true; echo status=${PIPESTATUS[0]}"],
+        ["bash", "-c", "python -m migrate status | true; echo status=${PIPESTATUS[0]}"],
         cwd=app, env=env, capture_output=True, text=True, timeout=60)
     assert result.stderr == "" and result.stdout == "status=1\n", result.stderr

@@ -1,5 +1,5 @@
 """step-3-apply on a real server: what ran is recorded, failures are explained, plain Alembic is
-as safe as migrate.py (lock and history live in migrations/env.py)."""
+as safe as `python -m migrate` (lock and history live in migrations/env.py)."""
 
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -52,7 +52,7 @@ def columns(engine, table="users") -> list[str]:
 def managed_production(step, database_url, db):
     """step-3 applied from scratch, then thousands of users: a production database."""
     app = step("step-3-apply")
-    assert run(app, "migrate.py", "upgrade", database_url=database_url).returncode == 0
+    assert run(app, "-m", "migrate", "upgrade", database_url=database_url).returncode == 0
     with db.begin() as conn:
         conn.execute(text("INSERT INTO users (name, email) VALUES (:n, :e)"),
                      [{"n": f"User {i}", "e": f"u{i}@example.com"} for i in range(USERS)])
@@ -61,7 +61,7 @@ def managed_production(step, database_url, db):
     return app
 
 
-@pytest.mark.parametrize("how", ["migrate.py", "alembic"])
+@pytest.mark.parametrize("how", ["migrate", "alembic"])
 @pytest.mark.parametrize("failing", [FAILS_FIRST, FAILS_AFTER_DDL], ids=["before-ddl", "after-ddl"])
 def test_a_failed_revision_keeps_the_ones_before_it_recorded(step, database_url, db, how, failing):
     app = managed_production(step, database_url, db)
@@ -71,7 +71,7 @@ def test_a_failed_revision_keeps_the_ones_before_it_recorded(step, database_url,
     write_revision(app, "broken", failing, rev="30000101000001", down="30000101000000")
     before = snapshot(db)
 
-    command = ["migrate.py", "upgrade"] if how == "migrate.py" else ["-m", "alembic", "upgrade", "head"]
+    command = ["-m", "migrate", "upgrade"] if how == "migrate" else ["-m", "alembic", "upgrade", "head"]
     line = clean_failure(run(app, *command, database_url=database_url))
 
     # The good revision stays applied and recorded; the broken one is recorded as failed.
@@ -102,10 +102,10 @@ def test_status_shows_the_failed_attempt_and_reruns_point_to_it(step, database_u
     write_revision(app, "add_title", FAILS_AFTER_DDL, """op.drop_column("users", "title")""",
                    rev="30000101000001", down=first)
     broken = app / "migrations" / "versions" / "30000101000001_add_title.py"
-    assert run(app, "migrate.py", "upgrade", database_url=database_url).returncode == 1
+    assert run(app, "-m", "migrate", "upgrade", database_url=database_url).returncode == 1
     users = snapshot(db)["users"]
 
-    status = run(app, "migrate.py", "status", database_url=database_url)
+    status = run(app, "-m", "migrate", "status", database_url=database_url)
     assert status.returncode == 0, status.stderr
     out = status.stdout
     assert "Migration status: FAILED" in out
@@ -118,7 +118,7 @@ def test_status_shows_the_failed_attempt_and_reruns_point_to_it(step, database_u
     assert "Applied before it and kept (1):\n    ALTER TABLE users ADD COLUMN title VARCHAR(255);" in out
 
     # Reruns point to the failure instead of failing on "Duplicate column name 'title'".
-    for args in (["migrate.py", "upgrade"], ["-m", "alembic", "upgrade", "head"]):
+    for args in (["-m", "migrate", "upgrade"], ["-m", "alembic", "upgrade", "head"]):
         line = clean_failure(run(app, *args, database_url=database_url))
         assert "the last attempt, revision 30000101000001" in line and "--repaired" in line
         assert "Duplicate column" not in line
@@ -127,16 +127,16 @@ def test_status_shows_the_failed_attempt_and_reruns_point_to_it(step, database_u
 
     # The recovery the README describes: fix the revision, undo what ran, upgrade --repaired.
     broken.write_text(broken.read_text().replace('    op.execute("UPDATE users SET no_such_column = 1")\n', ""))
-    line = assert_clean_failure(run(app, "migrate.py", "upgrade", "--repaired", database_url=database_url))
+    line = assert_clean_failure(run(app, "-m", "migrate", "upgrade", "--repaired", database_url=database_url))
     assert "checksum mismatch" in line and "L3: 30000101000001_add_title.py was edited" in line
-    assert run(app, "migrate.py", "hash").returncode == 0
+    assert run(app, "-m", "migrate", "hash").returncode == 0
     with db.begin() as conn:
         conn.execute(text("ALTER TABLE users DROP COLUMN title"))
-    upgrade = run(app, "migrate.py", "upgrade", "--repaired", database_url=database_url)
+    upgrade = run(app, "-m", "migrate", "upgrade", "--repaired", database_url=database_url)
     assert upgrade.returncode == 0, upgrade.stderr
     assert version(db) == ["30000101000001"]
     assert [kind for _, kind, _, _ in history(db)] == ["upgrade", "failed", "upgrade"]
-    status = run(app, "migrate.py", "status", database_url=database_url)
+    status = run(app, "-m", "migrate", "status", database_url=database_url)
     assert "Migration status: OK" in status.stdout
     assert "Last migration attempt had errors" not in status.stdout
     assert run(app, "main.py", database_url=database_url).returncode == 0
@@ -153,11 +153,11 @@ def test_a_revision_finished_by_hand_is_stamped(step, database_url, db):
     stamp = run(app, "-m", "alembic", "stamp", "30000101000001", database_url=database_url)
     assert stamp.returncode == 0, stamp.stderr
     assert [kind for _, kind, _, _ in history(db)] == ["upgrade", "failed", "baseline"]
-    assert "Migration status: OK" in run(app, "migrate.py", "status", database_url=database_url).stdout
+    assert "Migration status: OK" in run(app, "-m", "migrate", "status", database_url=database_url).stdout
     assert snapshot(db) == before
 
 
-@pytest.mark.parametrize("command", [["migrate.py", "upgrade"], ["-m", "alembic", "upgrade", "head"]])
+@pytest.mark.parametrize("command", [["-m", "migrate", "upgrade"], ["-m", "alembic", "upgrade", "head"]])
 def test_six_concurrent_upgrades_apply_each_revision_once(step, database_url, db, command):
     app = step("step-3-apply")
     first = initialize_revision(app)
@@ -175,10 +175,10 @@ def test_six_concurrent_upgrades_apply_each_revision_once(step, database_url, db
 
 def test_history_table_is_invisible_to_the_schema_checks(step, database_url, dev_database_url):
     app = step("step-3-apply")
-    assert run(app, "migrate.py", "upgrade", database_url=database_url).returncode == 0
+    assert run(app, "-m", "migrate", "upgrade", database_url=database_url).returncode == 0
     check = run(app, "-m", "alembic", "check", database_url=database_url)
     assert check.returncode == 0, check.stdout + check.stderr
-    planned = run(app, "generate.py", "nothing", dev_database_url=dev_database_url)
+    planned = run(app, "-m", "migrate", "generate", "nothing", dev_database_url=dev_database_url)
     assert planned.returncode == 0, planned.stderr
     assert "nothing to generate" in planned.stdout
 
@@ -190,9 +190,9 @@ def test_a_connection_killed_during_the_first_upgrade_is_told_truthfully(step, d
     [path] = (app / "migrations" / "versions").glob("*_initialize.py")
     path.write_text(path.read_text().replace(
         "    op.create_table('blogs',", "    op.execute('SELECT SLEEP(60)')\n    op.create_table('blogs',"))
-    assert run(app, "migrate.py", "hash").returncode == 0
+    assert run(app, "-m", "migrate", "hash").returncode == 0
     with ThreadPoolExecutor(1) as pool, db.connect() as conn:
-        upgrade = pool.submit(run, app, "migrate.py", "upgrade", database_url=database_url)
+        upgrade = pool.submit(run, app, "-m", "migrate", "upgrade", database_url=database_url)
         for _ in range(300):  # until the revision sleeps, at most 30 s
             sleeping = conn.scalar(text(
                 "SELECT ID FROM information_schema.PROCESSLIST "
@@ -209,11 +209,11 @@ def test_a_connection_killed_during_the_first_upgrade_is_told_truthfully(step, d
     assert "Applied before it and kept (MySQL cannot roll back DDL): CREATE TABLE users" in line
     assert history(db) == [(rev, "failed", 1, 1)]
 
-    line = assert_clean_failure(run(app, "migrate.py", "upgrade", database_url=database_url))
+    line = assert_clean_failure(run(app, "-m", "migrate", "upgrade", database_url=database_url))
     assert "a first migration did not finish" in line and "create_all" not in line
     line = assert_clean_failure(run(app, "main.py", database_url=database_url))
     assert f"the last migration attempt failed (revision {rev})" in line
-    status = run(app, "migrate.py", "status", database_url=database_url).stdout
+    status = run(app, "-m", "migrate", "status", database_url=database_url).stdout
     assert "Migration status: FAILED" in status
     assert "holds tables (users) from a\nfirst migration that did not finish" in status
 
@@ -228,5 +228,5 @@ def test_a_revision_whose_python_fails_before_any_sql_is_one_recorded_line(step,
     assert [kind for _, kind, _, _ in history(db)] == ["upgrade", "failed"]
     assert snapshot(db) == before
     # Nothing stayed applied, so a rerun is not refused: it fails again, the same way.
-    line = clean_failure(run(app, "migrate.py", "upgrade", database_url=database_url))
+    line = clean_failure(run(app, "-m", "migrate", "upgrade", database_url=database_url))
     assert "failed at its Python code: ValueError" in line

@@ -18,7 +18,7 @@ def baselined(step, database_url, dev_database_url, db):
     """Production as step 3 leaves it: made by create_all(), rows added, baselined."""
     production(step, database_url, db)
     app = step("step-3-apply")
-    result = run(app, "migrate.py", "baseline", initialize_revision(app),
+    result = run(app, "-m", "migrate", "baseline", initialize_revision(app),
                  database_url=database_url, dev_database_url=dev_database_url)
     assert result.returncode == 0, result.stdout + result.stderr
 
@@ -38,9 +38,9 @@ def test_step_4_adds_the_title_to_production(step, database_url, dev_database_ur
 
     line = assert_clean_failure(run(app, "main.py", **urls))
     assert f"this code needs {new}" in line
-    status = run(app, "migrate.py", "status", **urls)
+    status = run(app, "-m", "migrate", "status", **urls)
     assert "Pending:          1" in status.stdout and f"{new}  add_user_title" in status.stdout
-    upgrade = run(app, "migrate.py", "upgrade", **urls)
+    upgrade = run(app, "-m", "migrate", "upgrade", **urls)
     assert upgrade.returncode == 0, upgrade.stderr
     assert f"Upgraded from {initialize_revision(app)} to {new}." in upgrade.stdout
     result = run(app, "main.py", **urls)
@@ -53,7 +53,7 @@ def test_step_4_adds_the_title_to_production(step, database_url, dev_database_ur
     assert [tuple(r) for r in after["users"]] == [(*r, None) for r in before["users"]]
     assert after["blogs"] == before["blogs"]
     # The models and the migrations agree: the planner has nothing to write.
-    again = run(app, "generate.py", "add_user_title", dev_database_url=dev_database_url)
+    again = run(app, "-m", "migrate", "generate", "add_user_title", dev_database_url=dev_database_url)
     assert "nothing to generate" in again.stdout
     check = run(app, "-m", "alembic", "check", database_url=database_url)
     assert check.returncode == 0, check.stdout + check.stderr
@@ -64,7 +64,7 @@ def test_step_5_seeds_production_without_touching_who_is_there(
         step, database_url, dev_database_url, db, jerry_exists):
     baselined(step, database_url, dev_database_url, db)
     urls = dict(database_url=database_url, dev_database_url=dev_database_url)
-    assert run(step("step-4-new-migration"), "migrate.py", "upgrade", **urls).returncode == 0
+    assert run(step("step-4-new-migration"), "-m", "migrate", "upgrade", **urls).returncode == 0
     if jerry_exists:
         with db.begin() as conn:
             conn.execute(text("INSERT INTO users (name, email, title) "
@@ -72,7 +72,7 @@ def test_step_5_seeds_production_without_touching_who_is_there(
     before_users, before = users(db), snapshot(db)
     app = step("step-5-custom-migration")
 
-    upgrade = run(app, "migrate.py", "upgrade", **urls)
+    upgrade = run(app, "-m", "migrate", "upgrade", **urls)
     assert upgrade.returncode == 0, upgrade.stderr
     after = users(db)
     assert {e: after[e] for e in before_users} == before_users  # nobody changed
@@ -87,7 +87,7 @@ def test_step_5_seeds_production_without_touching_who_is_there(
     assert down.returncode == 0, down.stderr
     assert users(db) == before_users
     assert snapshot(db) == before
-    assert run(app, "migrate.py", "upgrade", **urls).returncode == 0
+    assert run(app, "-m", "migrate", "upgrade", **urls).returncode == 0
     assert sorted(set(users(db)) - set(before_users)) == expected
 
 
@@ -114,7 +114,7 @@ def test_step_5_downgrade_without_a_recorded_upgrade_refuses(step, database_url,
 
 def test_step_5_new_writes_an_empty_hashed_revision(step, database_url):
     app = step("step-5-custom-migration")
-    result = run(app, "migrate.py", "new", "backfill_titles")
+    result = run(app, "-m", "migrate", "new", "backfill_titles")
     assert result.returncode == 0, result.stderr
     [path] = (app / "migrations" / "versions").glob("*_backfill_titles.py")
     assert f"Wrote migrations/versions/{path.name}" in result.stdout
@@ -123,7 +123,7 @@ def test_step_5_new_writes_an_empty_hashed_revision(step, database_url):
     assert "def upgrade() -> None:\n    \"\"\"Upgrade schema.\"\"\"\n    pass" in source
     last = (app / "migrations" / "revisions.sum").read_text().splitlines()[-1]
     assert last.startswith(f"{path.name} h1:")
-    upgrade = run(app, "migrate.py", "upgrade", database_url=database_url)
+    upgrade = run(app, "-m", "migrate", "upgrade", database_url=database_url)
     assert upgrade.returncode == 0, upgrade.stderr  # hashed: nothing to refuse
 
 
@@ -135,7 +135,7 @@ def test_step_5_new_writes_an_empty_hashed_revision(step, database_url):
 def test_step_5_new_bad_input(step, args, expected):
     app = step("step-5-custom-migration")
     before = sorted((app / "migrations" / "versions").iterdir())
-    line = assert_clean_failure(run(app, "migrate.py", *args))
+    line = assert_clean_failure(run(app, "-m", "migrate", *args))
     assert expected in line
     assert sorted((app / "migrations" / "versions").iterdir()) == before
 
@@ -145,7 +145,7 @@ def test_step_5_new_refuses_a_directory_edited_without_rehashing(step):
     [seed] = (app / "migrations" / "versions").glob("*_seed_users.py")
     seed.write_text(seed.read_text() + "# edited\n")
     sums = (app / "migrations" / "revisions.sum").read_text()
-    line = assert_clean_failure(run(app, "migrate.py", "new", "more"))
+    line = assert_clean_failure(run(app, "-m", "migrate", "new", "more"))
     assert f"{seed.name} was edited" in line
     assert (app / "migrations" / "revisions.sum").read_text() == sums
     assert not list((app / "migrations" / "versions").glob("*_more.py"))

@@ -1,4 +1,4 @@
-"""step-6-verify-safety: `python migrate.py lint`, judged on what revisions do on MySQL.
+"""step-6-verify-safety: `python -m migrate lint`, judged on what revisions do on MySQL.
 
 Each test writes small revisions on top of the step's head (users with a unique email and a
 required title, two of them seeded; blogs with a foreign key to users) and lints them on a dev
@@ -27,7 +27,7 @@ NICKNAME_REQUIRED = ("op.alter_column('users', 'nickname', existing_type=sa.Stri
 
 
 def lint(app, *args, dev_database_url, database_url=None):
-    return run(app, "migrate.py", "lint", *args, dev_database_url=dev_database_url,
+    return run(app, "-m", "migrate", "lint", *args, dev_database_url=dev_database_url,
                database_url=database_url)
 
 
@@ -233,7 +233,7 @@ def read_only_url(database_url, db):
 def production(app, database_url, db, users: list[dict[str, str | None]]):
     """The app's database at the newest revision: the two users seed_users inserted, then
     `users` (name, email and any other column; title "Mx." unless given), and one blog."""
-    upgrade = run(app, "migrate.py", "upgrade", database_url=database_url)
+    upgrade = run(app, "-m", "migrate", "upgrade", database_url=database_url)
     assert upgrade.returncode == 0, upgrade.stderr
     with db.begin() as conn:
         for user in users:
@@ -392,7 +392,7 @@ def test_a_revision_python_cannot_load_gets_one_line(step, dev_database_url):
     (["--latest", "x"], "--latest needs a positive whole number, not 'x'"),
     (["--latest", "9"], "--latest 9, but there are only 4 revision(s)"),
     (["--latest"], "--latest needs a number"),
-    (["--fast"], "usage: python migrate.py lint"),
+    (["--fast"], "usage: python -m migrate lint"),
 ])
 def test_bad_arguments_get_one_line(step, dev_database_url, args, message):
     line = assert_clean_failure(lint(step(STEP), *args, dev_database_url=dev_database_url))
@@ -400,7 +400,7 @@ def test_bad_arguments_get_one_line(step, dev_database_url, args, message):
 
 
 def test_no_dev_database_and_no_docker_gets_one_line(step):
-    result = run(step(STEP), "migrate.py", "lint",
+    result = run(step(STEP), "-m", "migrate", "lint",
                  env={"DOCKER_HOST": "unix:///nonexistent/docker.sock"})
     line = assert_clean_failure(result)
     assert "DEV_DATABASE_URL is not set and no Docker engine answers" in line
@@ -416,7 +416,7 @@ def test_wrong_password_for_the_app_database_gets_one_line(step, database_url, d
 def test_the_tutorials_story_title_becomes_required(
         step, database_url, dev_database_url, db, read_only_url):
     """Ent's "verifying safety" page, on the step's own user_title_required revision: as
-    generate.py plans it, lint catches the NOT NULL; as it ships, back-filled, lint is silent."""
+    `generate` plans it, lint catches the NOT NULL; as it ships, back-filled, lint is silent."""
     app = step(STEP)
     versions = app / "migrations" / "versions"
     [shipped] = versions.glob("*_user_title_required.py")
@@ -433,9 +433,9 @@ def test_the_tutorials_story_title_becomes_required(
     before = snapshot(db)
     assert len(before["users"]) == 4  # and the two seeded ones
 
-    # The revision as generate.py plans it, before the reader's back-fill.
+    # The revision as `generate` plans it, before the reader's back-fill.
     shipped.unlink()
-    planned = run(app, "generate.py", "user_title_required", dev_database_url=dev_database_url)
+    planned = run(app, "-m", "migrate", "generate", "user_title_required", dev_database_url=dev_database_url)
     assert "MODIFY title VARCHAR(255) NOT NULL" in planned.stdout, planned.stdout + planned.stderr
     [generated] = versions.glob("*_user_title_required.py")
     source = generated.read_text().splitlines()
@@ -452,7 +452,7 @@ def test_the_tutorials_story_title_becomes_required(
     # The revision as it ships: back-filled before the ALTER, then re-hashed.
     generated.unlink()
     shipped.write_text(shipped_source)
-    assert run(app, "migrate.py", "hash").returncode == 0
+    assert run(app, "-m", "migrate", "hash").returncode == 0
     assert (app / "migrations" / "revisions.sum").read_text() == sums
     fixed = lint(app, "--latest", "1", "--strict", dev_database_url=dev_database_url,
                  database_url=read_only_url)
@@ -461,7 +461,7 @@ def test_the_tutorials_story_title_becomes_required(
     assert "INPLACE" in fixed.stdout or "COPY" in fixed.stdout  # the ALTER rebuilds users
     assert snapshot(db) == before  # lint wrote nothing
 
-    upgrade = run(app, "migrate.py", "upgrade", database_url=database_url)
+    upgrade = run(app, "-m", "migrate", "upgrade", database_url=database_url)
     assert upgrade.returncode == 0, upgrade.stderr
     rows = snapshot(db)["users"]
     assert [(r.id, r.name, r.email, r.title) for r in rows] == \

@@ -36,17 +36,17 @@ def git(repo: Path, *args: str) -> str:
 
 
 def change_models(old: str, new: str):
-    """A pull request that changes the models and adds the revision generate.py plans for it."""
+    """A pull request that changes the models and adds the revision `generate` plans for it."""
     def change(app: Path, dev_database_url) -> None:
         models = app / "models.py"
         models.write_text(models.read_text().replace(old, new))
-        planned = run(app, "generate.py", "change", dev_database_url=dev_database_url)
+        planned = run(app, "-m", "migrate", "generate", "change", dev_database_url=dev_database_url)
         assert planned.returncode == 0, planned.stderr
     return change
 
 
 def add_by_hand_without_rehashing(app: Path, dev_database_url) -> None:
-    """A pull request that adds a hand-written revision but forgot `python migrate.py hash`."""
+    """A pull request that adds a hand-written revision but forgot `python -m migrate hash`."""
     write_revision(app, "change", "op.execute(\"UPDATE users SET title = 'Mx.' WHERE title = ''\")",
                    rehash=False)
 
@@ -70,7 +70,7 @@ PULL_REQUESTS = {
     "revision added without re-hashing": (
         add_by_hand_without_rehashing, "Verify the migration directory",
         ("error: checksum mismatch in migrations/revisions.sum: ", "_change.py was added",
-         "`python migrate.py hash`")),
+         "`python -m migrate hash`")),
     "second head": (add_a_second_head, "Verify the migration directory",
                     ("error: migrations/versions has 2 heads", "python -m alembic merge")),
 }

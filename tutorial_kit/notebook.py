@@ -271,9 +271,9 @@ class Tutorial:
                              "SELECT CONCAT('Post by ', name), 'Hello.', id FROM users")
         step_3 = self.copy("step-3-apply")
         [first] = (step_3 / "migrations" / "versions").glob("*_initialize.py")
-        self.sh(step_3, f"python migrate.py baseline {first.stem.split('_')[0]}", **urls)
+        self.sh(step_3, f"python -m migrate baseline {first.stem.split('_')[0]}", **urls)
         for step in STEPS[STEPS.index("step-3-apply") + 1 : STEPS.index(through) + 1]:
-            self.sh(self.copy(step), "python migrate.py upgrade", **urls)
+            self.sh(self.copy(step), "python -m migrate upgrade", **urls)
         return production, dev
 
     def sql(self, url: URL, statement: str) -> None:

@@ -1,6 +1,6 @@
 """Run the steps' `python ...` commands in processes forked from one that has imported SQLAlchemy.
 
-Each `python migrate.py upgrade` spends about 0.35 s of CPU importing SQLAlchemy, Alembic and
+Each `python -m migrate upgrade` spends about 0.35 s of CPU importing SQLAlchemy, Alembic and
 PyMySQL before it does anything, and the tests and `make tutorial` run some 800 such commands
 on two cores. So the kit starts one preloader per process (a "zygote", as Android calls it):
 a Python that imports those libraries once, then forks a child for each command. The child is

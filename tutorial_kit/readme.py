@@ -29,9 +29,9 @@ How each line runs
     - `cd DIR` changes the folder for the lines after it.
     - Anything else runs in bash, in the copied folder, where `python` is the kit's Python; it
       must exit 0. It reads nothing from the terminal (stdin is empty): a command that asks a
-      question gets its answer the way the reader would pipe it, `echo y | python generate.py x`.
+      question gets its answer the way the reader would pipe it, `echo y | python -m migrate generate x`.
     - A trailing comment that starts with `# error` marks a command the README shows failing
-      (`python migrate.py upgrade   # error: ... run baseline`): it must exit non-zero, and
+      (`python -m migrate upgrade   # error: ... run baseline`): it must exit non-zero, and
       cleanly, without a Python traceback.
 """
 

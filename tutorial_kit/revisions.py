@@ -38,7 +38,7 @@ def write_revision(step_dir: Path, name: str, upgrade: str, downgrade: str = "pa
     """A revision whose upgrade() runs `upgrade`; returns its id.
 
     By default it follows the newest revision, with the next id (ids are timestamps, so files
-    sort in order), and `python migrate.py hash` records it in migrations/revisions.sum, as
+    sort in order), and `python -m migrate hash` records it in migrations/revisions.sum, as
     the README says to after writing a revision by hand; rehash=False leaves that undone.
     """
     versions = Path(step_dir) / "migrations" / "versions"
@@ -51,6 +51,6 @@ def write_revision(step_dir: Path, name: str, upgrade: str, downgrade: str = "pa
         downgrade=textwrap.indent(textwrap.dedent(downgrade).strip(), "    "),
     ))
     if rehash:
-        hashed = run(step_dir, "migrate.py", "hash")
+        hashed = run(step_dir, "-m", "migrate", "hash")
         assert hashed.returncode == 0, hashed.stderr
     return rev

@@ -1,8 +1,8 @@
 """How Alembic reaches the database and the models. Run by every alembic command.
 
-Online, every command (`python -m alembic upgrade head` as much as `python migrate.py upgrade`)
+Online, every command (`python -m alembic upgrade head` as much as `python -m migrate upgrade`)
 runs under a MySQL named lock, so that processes deploying at once migrate one at a time, and
-records each revision it runs, or the one that failed, in the history table (history.py).
+records each revision it runs, or the one that failed, in the history table (migrate/history.py).
 """
 
 from logging.config import fileConfig
@@ -11,8 +11,8 @@ from alembic import context
 from alembic.util import CommandError
 from sqlalchemy import Connection, Engine
 
-from history import BOOKKEEPING, Recorder
-from lock import migration_lock
+from migrate.history import BOOKKEEPING, Recorder
+from migrate.lock import migration_lock
 from database import connect
 from models import Base
 

@@ -18,7 +18,7 @@ branch_labels: Union[str, Sequence[str], None] = None
 depends_on: Union[str, Sequence[str], None] = None
 
 
-# Written by hand (`python migrate.py new seed_users`): data, which autogenerate never writes.
+# Written by hand (`python -m migrate new seed_users`): data, which autogenerate never writes.
 SEED = [
     {"name": "Jerry Seinfeld", "email": "jerry@seinfeld.io", "title": "Mr."},
     {"name": "George Costanza", "email": "george@costanza.io", "title": "Mr."},

@@ -1,0 +1,377 @@
+"""`python -m migrate lint [--latest N | REV] [--strict]`: Atlas's `migrate lint`, for Alembic.
+
+For each revision linted, on a throwaway dev database (devdb.py): upgrade to its parent, then
+run its upgrade one statement at a time (SQLAlchemy's cursor events), looking at the schema
+before and after each statement (lint_checks.py). So the findings come from what the revision
+does on MySQL, not from the text of the Python file. Then:
+
+- what each ALTER will cost: the server is asked, on the dev database, with an explicit
+  ALGORITHM=INSTANT, then NOCOPY (MariaDB), INPLACE, COPY. A server refuses an algorithm it
+  cannot honour and changes nothing, so the first one it accepts is also the statement applied;
+- with DATABASE_URL set, each data-dependent finding is checked against the real data with
+  read-only queries ("412 rows of users have a NULL title: this revision will fail"), and the
+  size of a table beside a rebuild. Nothing is ever written there.
+
+A finding is silenced only in the revision, next to the operation, with a reason:
+    op.alter_column("users", "title", nullable=False)  # lint: ignore MF104 -- back-filled by the app
+(or the comment on the line above). Exit 1 on a destructive change, a data check that proves the
+revision will fail, or a revision that fails on the dev database; `--strict` also on warnings.
+"""
+
+import ast
+import io
+import os
+import re
+import tokenize
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pymysql
+from alembic import command
+from alembic.script import Script
+from alembic.util import CommandError
+from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
+from sqlalchemy.exc import SQLAlchemyError
+
+from database import connect
+from . import APP_DIR
+from .devdb import dev_database
+from .lint_checks import (Finding, Revision, compare, dropped_schema, note_backfill, snapshot)
+from .revisions import alembic_config, current, scripts
+
+USAGE = "usage: python -m migrate lint [--latest N | REV] [--strict]"
+# The server refused the ALGORITHM asked for (MySQL 8.4 also refuses INSTANT once a table has
+# had 64 instant ADD/DROP COLUMNs: "No more columns can be added or dropped instantly").
+REFUSED = (1845, 1846)
+DDL = re.compile(r"\s*(ALTER|CREATE|DROP|RENAME|TRUNCATE)\b", re.IGNORECASE)
+IGNORE = re.compile(r"#\s*lint:\s*ignore\s+([A-Z]{2}\d{3}(?:\s*,\s*[A-Z]{2}\d{3})*)\s*(?:--\s*(.*))?$")
+
+
+@dataclass
+class Statement:
+    sql: str
+    line: int
+    table: str | None = None  # the table an ALTER changes
+    algorithm: str | None = None  # the first one the server accepted
+    refused: list[str] = field(default_factory=list)  # why the cheaper ones were refused
+    size: str | None = None  # the table's size in the app's database
+
+
+@dataclass
+class Report:
+    script: Script
+    statements: list[Statement] = field(default_factory=list)
+    findings: list[Finding] = field(default_factory=list)
+    silenced: int = 0
+    failure: str | None = None  # the revision fails on the dev database
+
+
+class Recorder:
+    """Cursor events on the dev connection while one revision's upgrade() runs."""
+
+    def __init__(self, report: Report, looker: Engine, revision: Revision, mariadb: bool):
+        self.report, self.looker, self.revision = report, looker, revision
+        self.path = str(Path(report.script.path).resolve())
+        # NOCOPY (in place, without rebuilding the table) exists on MariaDB only.
+        self.algorithms = ["INSTANT", "NOCOPY", "INPLACE", "COPY"] if mariadb else \
+            ["INSTANT", "INPLACE", "COPY"]
+        self.before = None
+        self.statement: Statement | None = None
+
+    def before_execute(self, conn, cursor, sql, parameters, context, executemany):
+        # The line of the operation in the revision file; None for Alembic's own statements
+        # (alembic_version), which run after the revision's upgrade() has returned.
+        line = line_in(self.path, traceback.walk_stack(None))
+        if line is None or not DDL.match(sql):
+            if line is not None:
+                note_backfill(sql, self.revision)
+            return sql, parameters
+        self.statement = Statement(" ".join(sql.split()), line)
+        self.report.statements.append(self.statement)
+        finding = dropped_schema(sql)
+        if finding:  # never run, not even here: the dev server may hold other databases
+            finding.line = line
+            self.report.findings.append(finding)
+            self.statement = None
+            return "DO 0", parameters
+        self.before = snapshot_of(self.looker)
+        if self.probe(cursor, sql):
+            return "DO 0", parameters  # already applied by the probe
+        return sql, parameters
+
+    def probe(self, cursor, sql: str) -> bool:
+        """Ask the server for the cheapest ALGORITHM it allows; True once one was applied."""
+        if re.search(r"\bALGORITHM\s*=", sql, re.IGNORECASE):
+            return False  # the revision chose one itself
+        sql = sql.strip().rstrip(";")
+        drop_index = re.fullmatch(r"DROP\s+INDEX\s+(\S+)\s+ON\s+(\S+)", sql, re.IGNORECASE)
+        if drop_index:  # MariaDB takes no ALGORITHM on DROP INDEX; the ALTER form is the same
+            sql = f"ALTER TABLE {drop_index[2]} DROP INDEX {drop_index[1]}"
+        alter = re.match(r"ALTER\s+TABLE\s+`?(\w+)`?", sql, re.IGNORECASE)
+        create_index = re.match(r"CREATE\s+(?:UNIQUE\s+)?INDEX\s+\S+\s+ON\s+`?(\w+)`?",
+                                sql, re.IGNORECASE)
+        if not (alter or create_index):
+            return False
+        self.statement.table = (alter or create_index)[1]
+        separator = ", " if alter else " "
+        for algorithm in self.algorithms:
+            try:
+                cursor.execute(f"{sql}{separator}ALGORITHM={algorithm}")
+            except pymysql.err.MySQLError as exc:
+                code, message = exc.args[0], str(exc.args[-1])
+                if code in REFUSED or "instantly" in message:
+                    reason = re.search(r"Reason: (.*?)\.? Try", message)
+                    self.statement.refused.append(
+                        f"{algorithm} refused" + (f" ({reason[1]})" if reason else ""))
+                    continue
+                self.statement.table = None
+                return False  # not a question of algorithm: let the statement fail as written
+            self.statement.algorithm = algorithm
+            return True
+        return False
+
+    def after_execute(self, conn, cursor, sql, parameters, context, executemany):
+        if self.statement is None:
+            return
+        for finding in compare(self.before, snapshot_of(self.looker), self.revision):
+            finding.line = self.statement.line
+            self.report.findings.append(finding)
+        self.statement = None
+
+
+def line_in(path: str, frames) -> int | None:
+    """The line of `path` that the innermost of these (frame, line) pairs is running."""
+    for frame, line in frames:
+        if str(Path(frame.f_code.co_filename).resolve()) == path:
+            return line
+    return None
+
+
+def snapshot_of(looker: Engine):
+    # A connection of its own: the revision's connection is busy running the statement.
+    with looker.connect() as connection:
+        return snapshot(connection)
+
+
+def lint_on_dev(dev: Engine, chain: list[Script]) -> list[Report]:
+    """Run each revision of `chain` (oldest first) on the dev database, statement by statement."""
+    reports = []
+    looker = create_engine(dev.url)
+    with dev.connect() as connection:
+        version = connection.scalar(text("SELECT VERSION()"))
+        mariadb = "mariadb" in version.lower()
+        print(f"Linting {len(chain)} revision(s) on a throwaway dev database "
+              f"({version if mariadb else 'MySQL ' + version}), statement by statement.")
+        config = alembic_config(quiet=True)
+        config.attributes["connection"] = connection
+        parents = chain[0].down_revision or ()  # None, one revision, or several (a merge)
+        for parent in [parents] if isinstance(parents, str) else parents:
+            command.upgrade(config, parent)
+        connection.commit()
+        for script in chain:
+            report = Report(script)
+            reports.append(report)
+            with looker.connect() as look:
+                revision = Revision(existing=set(snapshot(look)))
+            recorder = Recorder(report, looker, revision, mariadb)
+            event.listen(connection, "before_cursor_execute", recorder.before_execute, retval=True)
+            event.listen(connection, "after_cursor_execute", recorder.after_execute)
+            try:
+                command.upgrade(config, script.revision)
+                connection.commit()
+            except (Exception, SystemExit) as exc:  # MySQL's error, or the revision's Python's
+                # env.py turns a failed revision into a SystemExit that speaks of the app's
+                # database (its history, `python -m migrate status`); the error itself is its context.
+                if isinstance(exc, SystemExit) and exc.__context__ is not None:
+                    exc = exc.__context__
+                reason = str(getattr(exc, "orig", None) or exc).splitlines()[0]
+                if not isinstance(exc, (SQLAlchemyError, SystemExit)):
+                    reason = f"{type(exc).__name__}: {reason}"
+                frames = reversed(list(traceback.walk_tb(exc.__traceback__)))  # innermost first
+                line = line_in(recorder.path, frames)
+                report.failure = (f"L{line}: " if line else "") + \
+                    f"the revision fails on the dev database: {reason}"
+                break  # the revisions after it cannot run either
+            finally:
+                event.remove(connection, "before_cursor_execute", recorder.before_execute)
+                event.remove(connection, "after_cursor_execute", recorder.after_execute)
+    looker.dispose()
+    return reports
+
+
+def apply_ignores(report: Report) -> None:
+    """Drop the findings that a `# lint: ignore CODE -- reason` next to their operation covers."""
+    source = Path(report.script.path).read_text()
+    comments: dict[int, str] = {}
+    for token in tokenize.generate_tokens(io.StringIO(source).readline):
+        if token.type == tokenize.COMMENT:
+            comments[token.start[0]] = token.string
+    lines = source.splitlines()
+    ignores: dict[int, set[str]] = {}
+    for number, comment in comments.items():
+        if not re.match(r"#\s*lint:", comment):
+            continue
+        match = IGNORE.match(comment)
+        if not match or not (match[2] or "").strip():
+            report.findings.append(Finding(
+                "IG101", "a lint comment without a reason silences nothing",
+                "write it as `# lint: ignore CODE -- why this is safe`", line=number))
+            continue
+        ignores[number] = {code.strip() for code in match[1].split(",")}
+    statements = [node for node in ast.walk(ast.parse(source)) if isinstance(node, ast.stmt)
+                  and not isinstance(node, (ast.FunctionDef, ast.ClassDef, ast.With, ast.If,
+                                            ast.For, ast.While, ast.Try))]
+    kept = []
+    for finding in report.findings:
+        if finding.line is None or finding.code == "IG101":
+            kept.append(finding)
+            continue
+        # The operation's lines, and the comment lines directly above it.
+        node = min((n for n in statements if n.lineno <= finding.line <= n.end_lineno),
+                   key=lambda n: n.end_lineno - n.lineno, default=None)
+        first, last = (node.lineno, node.end_lineno) if node else (finding.line, finding.line)
+        while first > 1 and lines[first - 2].strip().startswith("#"):
+            first -= 1
+        if any(finding.code in ignores.get(n, ()) for n in range(first, last + 1)):
+            report.silenced += 1
+        else:
+            kept.append(finding)
+    report.findings = kept
+
+
+def check_data(reports: list[Report], app: Engine) -> str:
+    """Read-only: each data check, and the size of each table an ALTER rebuilds."""
+    with app.connect() as connection:
+        # Belt and braces beside a SELECT-only user: the server refuses any write here.
+        connection.execute(text("SET SESSION TRANSACTION READ ONLY"))
+        connection.commit()
+        at = current(connection)
+        tables = set(inspect(connection).get_table_names())
+        for report in reports:
+            starts = report.script.down_revision
+            for finding in report.findings:
+                if finding.check is None:
+                    continue
+                if at != starts:  # the data this revision will meet is not there (yet)
+                    finding.data = f"not checked: the database is not at {starts or 'none'}, " \
+                                   "where this revision starts"
+                elif finding.table not in tables:
+                    finding.data = f"{finding.table} is not in the database: nothing to check"
+                else:
+                    try:
+                        finding.data, finding.fails = finding.check(connection)
+                    except SQLAlchemyError as exc:  # e.g. no SELECT privilege on that table
+                        finding.data = f"could not check: {str(exc.orig or exc).splitlines()[0]}"
+            for statement in report.statements:
+                if statement.table in tables and statement.algorithm != "INSTANT":
+                    statement.size = table_size(connection, statement.table)
+        connection.rollback()
+    where = f"database '{app.url.database}' at revision {at or 'none'}"
+    parent = reports[0].script.down_revision
+    if at != parent:  # e.g. the revisions were applied already: the NULLs may be gone by now
+        where += f", not at {parent or 'none'} where the first revision linted starts"
+    return where
+
+
+def table_size(connection: Connection, table: str) -> str:
+    rows = connection.scalar(text(f"SELECT COUNT(*) FROM `{table}`"))
+    size = connection.scalar(text(
+        "SELECT DATA_LENGTH + INDEX_LENGTH FROM information_schema.TABLES "
+        "WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = :t"), {"t": table})
+    return f"{table} holds {rows} rows, {size / 2**20:.1f} MiB"
+
+
+COST = {
+    "INSTANT": "metadata only, no rebuild",
+    "NOCOPY": "in place, no rebuild",
+    "INPLACE": "in place: rebuilds or scans the table, writes allowed meanwhile",
+    "COPY": "copies the whole table, blocking writes until done",
+}
+
+
+def print_report(reports: list[Report], strict: bool, where: str | None) -> int:
+    errors = warnings = silenced = 0
+    for report in reports:
+        script = report.script
+        path = Path(script.path).relative_to(APP_DIR)
+        print(f"\n{path}  ({script.revision} {script.doc})")
+        if report.failure:
+            print(f"  {report.failure}")
+            errors += 1
+        # Per operation, in the order of the file: its findings, then what its ALTER costs.
+        items = [(f.line or 0, 0, f) for f in report.findings] + \
+                [(s.line, 1, s) for s in report.statements if s.algorithm]
+        for line, _, item in sorted(items, key=lambda i: i[:2]):
+            if isinstance(item, Finding):
+                kind = "error" if item.error else "warning"
+                errors, warnings = errors + item.error, warnings + (not item.error)
+                print(f"  L{line}: {item.code} {kind}: {item.message}")
+                if item.data:
+                    print(f"      data: {item.data}")
+                print(f"      fix:  {item.fix}")
+            else:
+                verdict = "; ".join([*item.refused, f"{item.algorithm}: {COST[item.algorithm]}"])
+                print(f"  L{line}: cost: {item.sql}")
+                print(f"      {verdict}" + (f"; {item.size}" if item.size else ""))
+        if not report.findings and not report.failure:
+            print("  no findings")
+        silenced += report.silenced
+    failed = errors > 0 or (strict and warnings > 0)
+    statements = sum(len(r.statements) for r in reports)
+    data = f"; data checked in {where}" if where else "; data not checked (DATABASE_URL unset)"
+    print(f"\n{len(reports)} revision(s), {statements} schema statement(s): {errors} error(s), "
+          f"{warnings} warning(s), {silenced} silenced{data}. "
+          + ("Lint failed." if failed else "Lint passed."))
+    return 1 if failed else 0
+
+
+def choose(args: list[str]) -> tuple[list[Script], bool]:
+    """The revisions to lint, oldest first, and --strict."""
+    strict = "--strict" in args
+    rest = [a for a in args if a != "--strict"]
+    directory = scripts()
+    try:
+        directory.get_current_head()
+        every = list(reversed(list(directory.walk_revisions("base", "heads"))))
+    except CommandError:
+        raise SystemExit("error: the revisions have more than one head; merge them "
+                         "(python -m alembic merge heads) before linting") from None
+    except Exception as exc:  # a revision file that Python cannot load
+        raise SystemExit(f"error: cannot read migrations/versions: {type(exc).__name__}: "
+                         f"{str(exc).splitlines()[0]}") from None
+    if not every:
+        raise SystemExit("error: migrations/versions holds no revision to lint")
+    match rest:
+        case []:
+            return every[-1:], strict
+        case ["--latest", number]:
+            if not number.isdigit() or int(number) < 1:
+                raise SystemExit(f"error: --latest needs a positive whole number, not '{number}'; {USAGE}")
+            if int(number) > len(every):
+                raise SystemExit(f"error: --latest {number}, but there are only {len(every)} revision(s)")
+            return every[-int(number):], strict
+        case ["--latest"]:
+            raise SystemExit(f"error: --latest needs a number; {USAGE}")
+        case [revision] if not revision.startswith("-"):
+            try:
+                script = directory.get_revision(revision)
+            except CommandError:
+                script = None
+            if script is None:
+                raise SystemExit(f"error: unknown revision '{revision}'; see `python -m alembic history`")
+            return [script], strict
+        case _:
+            raise SystemExit(f"error: {USAGE}")
+
+
+def main(args: list[str]) -> int:
+    chain, strict = choose(args)
+    # The app's database is optional: without it, lint judges the revision alone.
+    app = connect() if os.environ.get("DATABASE_URL", "").strip() else None
+    with dev_database() as dev:
+        reports = lint_on_dev(dev, chain)
+    for report in reports:
+        apply_ignores(report)
+    where = check_data(reports, app) if app is not None else None
+    return print_report(reports, strict, where)

@@ -88,6 +88,17 @@ step.show("migrate/__main__.py")
 step.show("migrations/env.py", "migrate/lock.py", "migrate/history.py")
 
 # %% [markdown]
+# ### `migrate/sql.py` and `requirements.txt`: SQL read as SQL
+#
+# MySQL commits before every `ALTER`, `CREATE`, `DROP`, `RENAME` or `TRUNCATE`, so the history
+# must know which statements of a failed revision stayed applied. It asks sqlglot's MySQL parser
+# what each statement is: a comment in front (`/* step 2 */ ALTER TABLE ...`) or quoting does not
+# fool it, as it would a look at the first word.
+
+# %%
+step.show("migrate/sql.py", "requirements.txt")
+
+# %% [markdown]
 # ### `migrate/integrity.py`: the checksum file, verified
 #
 # From this step on, the revision files must match `migrations/revisions.sum`: one edited, added

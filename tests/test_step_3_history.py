@@ -96,6 +96,21 @@ def test_a_failed_revision_keeps_the_ones_before_it_recorded(step, database_url,
     assert after["blogs"] == before["blogs"]
 
 
+@pytest.mark.parametrize("comment", ["/* step 1 */ ", "-- the title\\n", "# the title\\n"])
+def test_a_commented_ddl_statement_is_still_counted_as_kept(step, database_url, db, comment):
+    """A comment before the ALTER does not hide it: the report says it stayed applied."""
+    app = managed_production(step, database_url, db)
+    write_revision(app, "broken", f"""
+op.execute("{comment}ALTER TABLE users ADD COLUMN title VARCHAR(255) NULL")
+op.execute("UPDATE users SET no_such_column = 1")
+""", rev="30000101000001", down=initialize_revision(app))
+    line = clean_failure(run(app, "-m", "migrate", "upgrade", database_url=database_url))
+    assert "Applied before it and kept (MySQL cannot roll back DDL): " in line
+    assert "ALTER TABLE users ADD COLUMN title VARCHAR(255) NULL. Recorded" in line
+    assert "title" in columns(db)
+    assert history(db)[-1] == ("30000101000001", "failed", 1, 1)
+
+
 def test_status_shows_the_failed_attempt_and_reruns_point_to_it(step, database_url, db):
     app = managed_production(step, database_url, db)
     first = initialize_revision(app)

@@ -44,7 +44,7 @@ import sys
 ADDRESS_VARIABLE = "TUTORIAL_PRELOAD_ADDRESS"
 PRELOAD = ("sqlalchemy", "sqlalchemy.orm", "sqlalchemy.dialects.mysql", "pymysql", "alembic",
            "alembic.config", "alembic.command", "alembic.autogenerate", "alembic.op", "mako.template",
-           "logging.config", "argparse", "ctypes")
+           "logging.config", "argparse", "ctypes", "sqlglot", "sqlglot.dialects.mysql")
 # Variables that change how Python starts: a command must share the preloader's. (The two
 # that only set a flag, PYTHONUNBUFFERED and PYTHONDONTWRITEBYTECODE, each child sets itself.)
 SET_BY_CHILD = {"PYTHONUNBUFFERED", "PYTHONDONTWRITEBYTECODE"}

@@ -24,6 +24,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
+from .sql import commits_implicitly, reads_only, tables
+
 VERSION_TABLE = "alembic_version"
 HISTORY_TABLE = "alembic_history"
 BOOKKEEPING = (VERSION_TABLE, HISTORY_TABLE)
@@ -44,9 +46,6 @@ history = Table(
     Column("failed_sql", Text),
     Column("error", Text),
 )
-
-# MySQL commits before each of these, and cannot undo them.
-DDL = ("ALTER", "CREATE", "DROP", "RENAME", "TRUNCATE")
 
 
 def checksum(path: str | Path) -> str:
@@ -173,9 +172,9 @@ class Recorder:
     def _kept(self, failed_sql: str) -> list[str]:
         """What stays applied: everything up to the last DDL, since MySQL commits before each."""
         ran = list(self.statements)
-        if _is_ddl(failed_sql):
+        if commits_implicitly(failed_sql):
             return ran  # the failed DDL's implicit commit kept all that ran before it
-        ddl = [i for i, sql in enumerate(ran) if _is_ddl(sql)]
+        ddl = [i for i, sql in enumerate(ran) if commits_implicitly(sql)]
         return ran[: ddl[-1] + 1] if ddl else []
 
     def _failing_revision(self, connection: Connection) -> Script:
@@ -211,12 +210,4 @@ class Recorder:
 
 def _changes(statement: str) -> bool:
     """A statement of the revision itself, not a read or Alembic's bookkeeping."""
-    words = statement.lstrip().split(None, 1)
-    verb = words[0].upper() if words else ""
-    return verb not in ("SELECT", "SHOW", "DESCRIBE") and not any(
-        table in statement for table in BOOKKEEPING
-    )
-
-
-def _is_ddl(statement: str) -> bool:
-    return statement.lstrip().upper().startswith(DDL)
+    return not reads_only(statement) and not tables(statement) & set(BOOKKEEPING)

@@ -114,3 +114,31 @@ def test_mysql_84_drift_is_seen(schema_compare, built, monkeypatch):
         "index users.ix_users_email is not in revision REV (database has (email))",
         "index users.uq_users_email is missing (revision REV has UNIQUE (email))",
     ]
+
+
+def test_a_check_constraint_reads_alike_on_both_servers(schema_compare, built, monkeypatch):
+    """MySQL stores a CHECK with a character-set mark on each string (_utf8mb4'%@%') and
+    parentheses of its own; MariaDB as written. The same constraint must not be drift."""
+    _, module = schema_compare
+    with built.begin() as conn:
+        conn.exec_driver_sql("ALTER TABLE users ADD CONSTRAINT ck_users_email "
+                             "CHECK (email LIKE '%%@%%' AND char_length(name) > 0)")
+    mariadb = describe(built, module)
+    as_mysql(built, monkeypatch, {"users": MYSQL_84["users"].replace(
+        "  UNIQUE KEY `uq_users_email` (`email`)\n",
+        "  UNIQUE KEY `uq_users_email` (`email`),\n  CONSTRAINT `ck_users_email` CHECK "
+        "(((`email` like _utf8mb4'%@%') and (char_length(`name`) > 0)))\n",
+    )})
+    mysql = describe(built, module)
+    assert mysql["check users.ck_users_email"] == mariadb["check users.ck_users_email"] == (
+        "email LIKE '%@%' AND CHAR_LENGTH(name) > 0"
+    )
+    # A changed constraint is still drift.
+    as_mysql(built, monkeypatch, {"users": MYSQL_84["users"].replace(
+        "  UNIQUE KEY `uq_users_email` (`email`)\n",
+        "  UNIQUE KEY `uq_users_email` (`email`),\n  CONSTRAINT `ck_users_email` CHECK "
+        "(((`email` like _utf8mb4'%@%') or (char_length(`name`) > 0)))\n",
+    )})
+    assert describe(built, module)["check users.ck_users_email"] == (
+        "email LIKE '%@%' OR CHAR_LENGTH(name) > 0"
+    )

@@ -136,7 +136,7 @@ DRIFTS = {
     ),
     "check constraint": (
         "ALTER TABLE users ADD CONSTRAINT ck_users_email CHECK (email LIKE '%@%')",
-        ["check users.ck_users_email is not in revision {rev} (database has email like '%@%')"],
+        ["check users.ck_users_email is not in revision {rev} (database has email LIKE '%@%')"],
     ),
     "table comment": (
         "ALTER TABLE users COMMENT 'people'",

@@ -76,3 +76,35 @@ def tables(statement: str | exp.Expression) -> set[str]:
     except ValueError:
         return set()
     return {table.name.lower() for tree in trees for table in tree.find_all(exp.Table)}
+
+
+def canonical(expression: str) -> str:
+    """An SQL expression (a CHECK constraint's) in one spelling: servers store the same CHECK
+    with their own quoting, parentheses and character-set marks (MySQL: `email` like
+    _utf8mb4'%@%'; MariaDB: `email` like '%@%'). The text itself, tidied, if it is not SQL."""
+    try:
+        tree = sqlglot.parse_one(expression, read="mysql")
+    except (ParseError, TokenError):
+        return " ".join(expression.split())
+
+    def tidy(node: exp.Expression) -> exp.Expression:
+        if isinstance(node, exp.Introducer):  # _utf8mb4'x' -> 'x'
+            return node.expression
+        if isinstance(node, exp.Identifier):
+            node.set("quoted", False)
+        # Parentheses around parentheses, or around a comparison inside AND, OR or NOT,
+        # change nothing.
+        if isinstance(node, exp.Paren) and (
+            isinstance(node.this, exp.Paren)
+            or isinstance(node.this, (exp.Predicate, exp.Column))
+            and isinstance(node.parent, (exp.Connector, exp.Not))
+        ):
+            return node.this
+        return node
+
+    text = None
+    while text != (text := tree.sql(dialect="mysql")):  # until nothing is left to tidy
+        tree = tree.transform(tidy)
+        while isinstance(tree, exp.Paren):
+            tree = tree.this
+    return text

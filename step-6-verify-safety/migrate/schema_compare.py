@@ -13,6 +13,7 @@ import re
 from sqlalchemy import Connection, inspect, text
 
 from .history import BOOKKEEPING
+from .sql import canonical
 
 NOT_COMPARED = (
     "column order, triggers, views, stored routines, partitioning, row format and "
@@ -64,7 +65,7 @@ def describe(connection: Connection) -> dict[str, str]:
                 f"{fk['referred_table']} ({', '.join(fk['referred_columns'])}){options}"
             )
         for check in schema.get_check_constraints(table):
-            found[f"check {table}.{check['name']}"] = _expression(check["sqltext"])
+            found[f"check {table}.{check['name']}"] = canonical(check["sqltext"])
     return found
 
 
@@ -97,11 +98,6 @@ def _default(value: str) -> str:
     if re.fullmatch(r"'-?\d+(\.\d+)?'", value):  # MySQL quotes numbers: DEFAULT '0'
         return value[1:-1]
     return value
-
-
-def _expression(sql: str) -> str:
-    """A CHECK expression, without the quoting and parentheses servers add."""
-    return _unwrap(" ".join(sql.replace("`", "").split()))
 
 
 def _unwrap(sql: str) -> str:

@@ -5,7 +5,7 @@ import re
 import pytest
 from sqlalchemy import inspect, text
 
-from conftest import assert_clean_failure
+from conftest import CHECK_INTRODUCER, assert_clean_failure, step_defect_on_mysql
 from tutorial_kit.steps import run, run_at_once
 
 USERS, POSTS = 3000, 6000
@@ -162,7 +162,10 @@ def collation_of(engine) -> str:
 
 
 @pytest.mark.parametrize("drift", [*DRIFTS, *ALONE, "all at once"])
-def test_drifted_production_is_not_baselined(step, database_url, dev_database_url, db, drift):
+def test_drifted_production_is_not_baselined(
+        step, database_url, dev_database_url, db, drift, request, mariadb):
+    if drift in ("check constraint", "all at once"):  # `email like '%@%'` on both servers
+        step_defect_on_mysql(request, mariadb, CHECK_INTRODUCER)
     production(step, database_url, db)
     chosen = DRIFTS.values() if drift == "all at once" else [{**DRIFTS, **ALONE}[drift]]
     with db.begin() as conn:

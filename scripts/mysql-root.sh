@@ -12,6 +12,7 @@
 # Needs root (mmdebstrap --mode=root) the first time only; then: any user.
 set -euo pipefail
 
+# What is built here is the folder's name: change the name when what is built changes.
 cache=$(realpath -m "${TUTORIAL_MYSQL_ROOT:-/var/cache/versioned-migrations-tutorial/mysql-9.7}")
 fail() { echo "error: mysql-root: $*" >&2; exit 1; }
 trap 'fail "stopped at line $LINENO of $0"' ERR  # any other failure: one line too
@@ -51,10 +52,12 @@ if [ ! -d "$cache" ]; then
   libdirs=("$build"/root/usr/lib/*-linux-gnu)
   [ ${#loaders[@]} -gt 0 ] && [ ${#libdirs[@]} -gt 0 ] || fail "no dynamic loader in the sid root"
   loader=${loaders[0]#"$build/root/"} libs=${libdirs[0]#"$build/root/"}
+  # LIBMYSQL_PLUGIN_DIR: the client's authentication plugins (mysql_native_password, which
+  # MariaDB's root uses) are files, looked for in /usr/lib/mysql/plugin unless told.
   for tool in mysqld:usr/sbin/mysqld mysql:usr/bin/mysql; do
-    printf '#!/bin/sh\n# %s from the MySQL 9.7 root (scripts/mysql-root.sh).\nexec "%s" --library-path "%s" --argv0 "$0" "%s" "$@"\n' \
-      "${tool%%:*}" "$cache/root/$loader" "$cache/root/$libs" "$cache/root/${tool#*:}" \
-      >"$build/usr/bin/${tool%%:*}"
+    printf '#!/bin/sh\n# %s from the MySQL 9.7 root (scripts/mysql-root.sh).\nLIBMYSQL_PLUGIN_DIR="%s" exec "%s" --library-path "%s" --argv0 "$0" "%s" "$@"\n' \
+      "${tool%%:*}" "$cache/root/usr/lib/mysql/plugin" "$cache/root/$loader" "$cache/root/$libs" \
+      "$cache/root/${tool#*:}" >"$build/usr/bin/${tool%%:*}"
   done
   # percona-toolkit is Perl, which reads its modules from absolute paths: it runs in the root
   # (chroot, so as root). bookworm's 3.2.1 fails on MySQL 9.7 (SHOW SLAVE HOSTS is gone).

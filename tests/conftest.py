@@ -139,8 +139,9 @@ def assert_clean_failure(result, *, password: str | None = None) -> str:
 # step folders are changed elsewhere). The tests that expect it fixed are marked xfail on MySQL,
 # strict: once steps 3 to 6 are fixed they pass, and the mark has to go.
 CHECK_INTRODUCER = (
-    "steps 3-6's schema_compare keeps the character set introducer MySQL writes in a CHECK's "
-    "string literals (email like _utf8mb4'%@%'), which names the connection that made it"
+    "steps 3-6's schema_compare keeps the character set introducer MySQL writes before the "
+    "string literals of a CHECK or an expression default (email like _utf8mb4'%@%'), which "
+    "names the connection that made it"
 )
 
 

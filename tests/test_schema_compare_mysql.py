@@ -170,6 +170,34 @@ def test_a_check_made_over_another_character_set_is_no_drift(
     assert module.differences(expected, actual, "REV") == []
 
 
+def test_an_expression_default_made_over_another_character_set_is_no_drift(
+        schema_compare, server, mariadb, request):
+    """The same for a column's expression default (MySQL 8.0.13 and later, MariaDB 10.2)."""
+    _, module = schema_compare
+    table = "CREATE TABLE users (id INT PRIMARY KEY, name VARCHAR(20) DEFAULT (concat('a', 'b')))"
+    with server.database("df") as revision, server.database("df") as production:
+        for url, charset in ((revision, "utf8mb4"), (production, "latin1")):
+            with server.connect(url.database) as conn, conn.cursor() as cur:
+                cur.execute(f"SET NAMES {charset}")
+                cur.execute(table)
+                cur.execute("SHOW CREATE TABLE users")
+                shown = cur.fetchone()[1]
+        if mariadb:
+            assert "DEFAULT concat('a','b')" in shown, shown
+            # A blind spot of its own there, found with this test: SQLAlchemy 2.1.9 does not
+            # read an expression default that MariaDB writes without parentheses, so the
+            # default is not compared at all (information_schema.COLUMNS has it).
+            request.applymarker(pytest.mark.xfail(strict=True, reason=(
+                "SQLAlchemy 2.1.9 does not reflect MariaDB's DEFAULT concat('a','b'): steps "
+                "3-6's schema_compare cannot see an expression default there")))
+        else:
+            assert "DEFAULT (concat(_latin1'a',_latin1'b'))" in shown, shown
+            step_defect_on_mysql(request, mariadb, CHECK_INTRODUCER)
+        expected, actual = described(module, revision), described(module, production)
+    assert actual["column users.name"] == "VARCHAR(20) NULL DEFAULT concat('a','b')"
+    assert module.differences(expected, actual, "REV") == []
+
+
 def test_a_binary_check_is_a_difference_where_the_server_shows_it(schema_compare, server, mariadb):
     """`_binary` is no mere spelling: it makes LIKE compare bytes (case-sensitive). MySQL shows
     it; MariaDB 10.11 prints a CHECK without any introducer, `_binary` included, so there the

@@ -6,6 +6,7 @@ import os
 import threading
 from pathlib import Path
 
+import pymysql
 import pytest
 from sqlalchemy import create_engine, inspect, text
 
@@ -38,6 +39,18 @@ def pytest_configure(config):
     preloading.join()
 
 
+def pytest_report_header(config):
+    """The server the run is on, with its version: .ci/run runs the suite on two."""
+    server = getattr(config, "mysql_server", None)
+    try:
+        server = server or find_server()  # DATABASE_URL's, here: nothing is started
+        with server.connect() as conn, conn.cursor() as cur:
+            cur.execute("SELECT VERSION()")
+            return f"MySQL server: {server.source}, {cur.fetchone()[0]}"
+    except (NoServerError, pymysql.MySQLError):
+        return None
+
+
 def pytest_xdist_auto_num_workers(config):
     """-n auto: one worker more than the cores. Many tests spend part of their time waiting
     (for MySQL, for a command's timeout), and the extra worker uses that time."""
@@ -63,6 +76,15 @@ def server():
     """The run's server: DATABASE_URL's, the compose service, a container or a local one."""
     with find_server() as found:
         yield found
+
+
+@pytest.fixture(scope="session")
+def mariadb(server) -> bool:
+    """Whether the run's server is MariaDB (else MySQL). Where the two answer differently, a
+    test says which answer each gives; the suite runs on both (.ci/run)."""
+    with server.connect() as conn, conn.cursor() as cur:
+        cur.execute("SELECT VERSION()")
+        return "MariaDB" in cur.fetchone()[0]
 
 
 @pytest.fixture

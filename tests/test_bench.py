@@ -8,6 +8,8 @@ from tutorial_kit.steps import REPO
 
 
 def test_big_table_bench_times_each_revision_beside_lints_verdict(server):
+    # It once filled the tables from a TEMPORARY table named six times in one query, which
+    # MySQL refuses (error 1137, "Can't reopen table"): this runs on both servers.
     result = subprocess.run(
         [sys.executable, "scripts/bench.py", "--big-tables", "200"],
         cwd=REPO, env={**os.environ, **server.environ}, capture_output=True, text=True, timeout=300,
@@ -18,6 +20,7 @@ def test_big_table_bench_times_each_revision_beside_lints_verdict(server):
     add = next(l for l in lines if l.startswith("add_user_title"))
     required = [l for l in lines if l.startswith("user_title_required")]
     assert add.endswith("INSTANT") and "ADD COLUMN title" in add
-    assert any("MODIFY title VARCHAR(255) NOT NULL" in l and l.rstrip().endswith(("INPLACE", "COPY"))
+    # NOT NULL rebuilds the table in place, on MySQL 9.7 and MariaDB 10.11 alike.
+    assert any("MODIFY title VARCHAR(255) NOT NULL" in l and l.rstrip().endswith("INPLACE")
                for l in required)
     assert "x the INSTANT one" in result.stdout

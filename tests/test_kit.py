@@ -51,13 +51,16 @@ def test_bad_database_url_is_explained(monkeypatch, value, message):
 
 def test_local_server_is_started_and_stopped(monkeypatch):
     """Nothing else answers, so the kit starts one, in spite of two things in its way (one
-    start for the three, 0.6 s of CPU each): something that is not MySQL holds the first port
-    it picks (it must neither hang on it nor give up, but use another), and TMPDIR points
-    outside /tmp, as on machines that set one per user (AppArmor's profile for mysqld would
-    refuse a data directory there)."""
+    start for the three, 0.6 s of CPU each on MariaDB): something that is not MySQL holds the
+    first port it picks (it must neither hang on it nor give up, but use another), and TMPDIR
+    points outside /tmp, as on machines that set one per user (AppArmor's profile for mysqld
+    would refuse a data directory there). The binary is the one the run uses: mariadbd, or
+    the MySQL that TUTORIAL_MYSQLD names (.ci/run runs the suite with each), so the kit's
+    start-up of MySQL (--initialize-insecure, then its serve_command) runs for real."""
     binary = kit.find_server_binary()
     if binary is None:
         pytest.skip("no mysqld or mariadbd on this machine")
+    mariadb = kit.ServerBinary.inspect(binary).mariadb
     monkeypatch.delenv("DATABASE_URL", raising=False)
     monkeypatch.setenv("MYSQL_PORT", "1")  # no compose service there
     monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/docker.sock")  # no engine
@@ -79,13 +82,21 @@ def test_local_server_is_started_and_stopped(monkeypatch):
                 assert server.url.port != taken
                 with server.database("kit") as url:
                     with server.connect(url.database) as conn, conn.cursor() as cur:
-                        cur.execute("SELECT @@datadir, @@tmpdir, @@character_set_server")
-                        datadir, tmpdir, charset = cur.fetchone()
+                        cur.execute("SELECT @@datadir, @@tmpdir, @@character_set_server, "
+                                    "@@collation_server, @@secure_file_priv, @@log_bin")
+                        datadir, tmpdir, charset, collation, files, log_bin = cur.fetchone()
+                        cur.execute("SELECT COUNT(*) FROM information_schema.PLUGINS "
+                                    "WHERE PLUGIN_NAME = 'mysqlx' AND PLUGIN_STATUS = 'ACTIVE'")
+                        x_protocol = cur.fetchone()[0]
             finally:
                 server.stop()
+        workdir = datadir.rstrip("/").rsplit("/", 1)[0]
         assert datadir.startswith("/tmp/tutorial-mysql-"), datadir
-        assert tmpdir.startswith(datadir.rstrip("/").rsplit("/", 1)[0]), tmpdir
-        assert charset == "utf8mb4"
+        assert tmpdir.startswith(workdir), tmpdir
+        assert files == f"{workdir}/files/"  # LOAD DATA, INTO OUTFILE: its own folder only
+        assert charset == "utf8mb4" and not log_bin and not x_protocol
+        # Each server's own default collation for utf8mb4.
+        assert collation == ("utf8mb4_general_ci" if mariadb else "utf8mb4_0900_ai_ci")
         assert list(elsewhere.iterdir()) == []
         assert not Path(datadir).exists()  # its data is gone with it
         with pytest.raises(Exception):
@@ -96,6 +107,7 @@ def test_local_server_is_started_and_stopped(monkeypatch):
 
 def _no_way_to_a_server(monkeypatch):
     monkeypatch.delenv("DATABASE_URL", raising=False)
+    monkeypatch.delenv(kit.BINARY_VARIABLE, raising=False)
     monkeypatch.setenv("MYSQL_PORT", "1")
     monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/docker.sock")
     monkeypatch.setenv("PATH", "/nonexistent")
@@ -134,7 +146,7 @@ def test_tutorial_command_reports_no_server_in_one_line(tmp_path):
     ]
 
 
-# --- The command lines the kit builds for a local server (MySQL's cannot run here) ---------
+# --- The command lines the kit builds, for MySQL 8.4 and 9.x as their manuals document them --
 
 MYSQL_84 = "mysqld  Ver 8.4.3 for Linux on x86_64 (MySQL Community Server - GPL)"
 MYSQL_9 = "mysqld  Ver 9.1.0 for macos14.7 on arm64 (Homebrew)"
@@ -146,7 +158,7 @@ MARIADB = "mariadbd  Ver 10.11.19-MariaDB-0+deb12u1 for debian-linux-gnu on x86_
 MYSQL_DOCUMENTED = {
     "no-defaults", "initialize-insecure", "basedir", "datadir", "tmpdir", "socket", "port",
     "bind-address", "log-error", "pid-file", "innodb-flush-log-at-trx-commit",
-    "innodb-buffer-pool-size", "mysqlx", "skip-log-bin", "user",
+    "innodb-buffer-pool-size", "mysqlx", "skip-log-bin", "user", "secure-file-priv",
 }
 # Removed in MySQL 8.4.0 or 9.0.0 (Option and Variable Changes for MySQL 8.4, 9.0): a server
 # given one of these refuses to start.
@@ -181,12 +193,13 @@ def test_mysql_command_lines(tmp_path, version_text, version, as_root):
         assert f"--datadir={work / 'data'}" in args and f"--tmpdir={work / 'tmp'}" in args
         assert ("--user=root" in args) == as_root
     assert "--initialize-insecure" in init
-    for flag in ("--mysqlx=OFF", "--skip-log-bin", "--port=4321", "--bind-address=127.0.0.1"):
+    for flag in ("--mysqlx=OFF", "--skip-log-bin", "--port=4321", "--bind-address=127.0.0.1",
+                 f"--secure-file-priv={work / 'files'}"):
         assert flag in serve
     # MySQL keeps its own character set and collation (utf8mb4, utf8mb4_0900_ai_ci).
     assert not [a for a in serve if "character-set" in a or "collation" in a]
     for arg in serve[1:]:
-        if arg.startswith(("--socket=", "--log-error=", "--pid-file=")):
+        if arg.startswith(("--socket=", "--log-error=", "--pid-file=", "--secure-file-priv=")):
             assert arg.split("=", 1)[1].startswith(str(work)), arg
 
 
@@ -196,11 +209,12 @@ def test_mariadb_command_lines(tmp_path):
     install_db = Path("/usr/bin/mariadb-install-db")
     init = kit.initialise_command(binary, tmp_path, as_root=False, install_db=install_db)
     assert init[:2] == [str(install_db), "--no-defaults"]
-    assert f"--datadir={tmp_path / 'data'}" in init
+    assert f"--datadir={tmp_path / 'data'}" in init and f"--tmpdir={tmp_path / 'tmp'}" in init
     serve = kit.serve_command(binary, tmp_path, 4321, as_root=False)
     assert serve[:2] == ["/usr/sbin/mariadbd", "--no-defaults"]
     # latin1 is MariaDB 10.11's default; utf8mb4 is MySQL's. No MySQL-only option.
     assert "--character-set-server=utf8mb4" in serve
+    assert f"--secure-file-priv={tmp_path / 'files'}" in serve  # MariaDB's default: anywhere
     assert not [a for a in serve if "collation" in a or "mysqlx" in a or "log-bin" in a]
     # Debian's MariaDB installs itself as mysqld too: what it prints decides.
     as_mysqld = MARIADB.replace("mariadbd", "mysqld")
@@ -247,7 +261,7 @@ def test_failure_reason_is_the_line_that_says_why(output, reason):
     assert "\n" not in kit.failure_reason(output)
 
 
-# --- Starting a local server for real (MariaDB here), and stand-ins for what MySQL can do ---
+# --- Starting a local server for real (the run's server), and stand-ins for what it cannot do
 
 
 def fake_mysqld(folder: Path, version_text: str, on_initialise: str) -> Path:
@@ -403,9 +417,35 @@ def test_a_killed_tutorial_leaves_no_server_behind(short_tmp):
 ])
 def test_serve_explains_in_one_line(tmp_path, args, message):
     env = {**_local_only_env(tmp_path), "PATH": "/nonexistent"}
+    env.pop(kit.BINARY_VARIABLE, None)
     script = (
         "import tutorial_kit.mysql as m; m.EXTRA_BIN_DIRS = ();"
         f"import sys; from tutorial_kit.__main__ import main; sys.exit(main({args!r}))"
     )
     result = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True)
     assert assert_clean_failure(result).startswith(message.split(" (choose")[0])
+
+
+# --- TUTORIAL_MYSQLD: the server binary chosen by name -----------------------------------
+
+
+def test_the_binary_named_is_started_before_any_other(tmp_path, kit_folder, monkeypatch):
+    """Named, it is what the kit starts, though mariadbd is on PATH: here a stand-in whose
+    --initialize-insecure fails, so that the message shows which binary ran."""
+    binary = fake_mysqld(tmp_path, MYSQL_9, "echo '[ERROR] [MY-000000] [Server] chosen' >&2; exit 1")
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    monkeypatch.setenv(kit.BINARY_VARIABLE, str(binary))
+    assert kit.find_server_binary() == binary
+    with pytest.raises(NoServerError) as info:
+        find_server()
+    assert str(info.value) == f"could not initialise {binary}: [ERROR] [MY-000000] [Server] chosen"
+
+
+def test_a_named_binary_that_is_not_there_gets_one_line(tmp_path):
+    env = {**_local_only_env(tmp_path), kit.BINARY_VARIABLE: str(tmp_path / "mysqld")}
+    result = subprocess.run([sys.executable, "-m", "tutorial_kit", "serve"], env=env,
+                            capture_output=True, text=True, timeout=60)
+    assert assert_clean_failure(result) == (
+        f"error: {kit.BINARY_VARIABLE}={tmp_path / 'mysqld'} is not an executable file; point it "
+        "at a mysqld or mariadbd (e.g. the path scripts/mysql-root.sh prints), or unset it")
+    assert list(tmp_path.iterdir()) == []  # no server folder was made

@@ -162,7 +162,8 @@ def collation_of(engine) -> str:
 
 
 @pytest.mark.parametrize("drift", [*DRIFTS, *ALONE, "all at once"])
-def test_drifted_production_is_not_baselined(step, database_url, dev_database_url, db, drift):
+def test_drifted_production_is_not_baselined(
+        step, database_url, dev_database_url, db, drift):
     production(step, database_url, db)
     chosen = DRIFTS.values() if drift == "all at once" else [{**DRIFTS, **ALONE}[drift]]
     with db.begin() as conn:

@@ -1,9 +1,11 @@
 """Find a MySQL-family server, in this order, and hand out fresh databases on it.
 
 1. DATABASE_URL, when set: the server it names.
-2. The compose service (`docker compose up -d --wait db`), when it answers on 127.0.0.1.
-3. A throwaway MySQL container, started with the docker SDK, when a Docker engine answers.
-4. A mysqld or mariadbd binary found on this machine, initialised in a fresh folder under
+2. TUTORIAL_MYSQLD, when set: that mysqld or mariadbd executable, started as in 5. A way to
+   choose among several servers (e.g. the MySQL 9.7 that scripts/mysql-root.sh prints).
+3. The compose service (`docker compose up -d --wait db`), when it answers on 127.0.0.1.
+4. A throwaway MySQL container, started with the docker SDK, when a Docker engine answers.
+5. A mysqld or mariadbd binary found on this machine, initialised in a fresh folder under
    /tmp (see server_workdir_parent) and started on a free loopback port.
 
 A server the kit started is stopped and removed by Server.stop() (or `with server:`).
@@ -51,6 +53,8 @@ HOW_TO_GET_ONE = (
     "or install a MySQL or MariaDB server (e.g. apt-get install mariadb-server, "
     "brew install mysql) so that the kit can start one"
 )
+# Names the server executable the kit starts, instead of the one it would find (see above).
+BINARY_VARIABLE = "TUTORIAL_MYSQLD"
 
 
 class NoServerError(RuntimeError):
@@ -146,6 +150,9 @@ def find_server(*, allow_start: bool = True) -> Server:
     """The first server that answers, in the order of this module's docstring."""
     if os.environ.get("DATABASE_URL", "").strip():
         return _from_database_url(os.environ["DATABASE_URL"])
+    if allow_start and os.environ.get(BINARY_VARIABLE, "").strip():
+        # A binary chosen by name is what the caller wants, not whatever else answers.
+        return start_local_server(find_server_binary())
     compose = _compose_service()
     if compose is not None:
         return compose
@@ -236,7 +243,18 @@ def _docker_container() -> Server | None:
 
 
 def find_server_binary() -> Path | None:
-    """A mariadbd or mysqld executable on PATH or in the usual install folders."""
+    """The executable TUTORIAL_MYSQLD names, or else a mariadbd or mysqld executable on PATH or
+    in the usual install folders; None when there is none. NoServerError when TUTORIAL_MYSQLD
+    names no executable (a typo should not quietly start another server)."""
+    chosen = os.environ.get(BINARY_VARIABLE, "").strip()
+    if chosen:
+        path = Path(chosen).expanduser().absolute()
+        if not (path.is_file() and os.access(path, os.X_OK)):
+            raise NoServerError(
+                f"{BINARY_VARIABLE}={chosen} is not an executable file; point it at a mysqld or "
+                f"mariadbd (e.g. the path scripts/mysql-root.sh prints), or unset it"
+            )
+        return path
     search = os.pathsep.join([os.environ.get("PATH", ""), *EXTRA_BIN_DIRS])
     for name in ("mariadbd", "mysqld"):
         found = shutil.which(name, path=search)
@@ -327,6 +345,10 @@ def initialise_command(
             f"--datadir={workdir / 'data'}",
             "--auth-root-authentication-method=normal",
             "--skip-test-db",
+            # Passed on to the server it bootstraps, whose temporary tables would otherwise be
+            # files in /tmp itself (#sql-temptable-*), open to whatever else cleans /tmp: seen
+            # failing "Error on delete of '/tmp/#sql-temptable-...'" beside other test runs.
+            f"--tmpdir={workdir / 'tmp'}",
             *as_user,
         ]
     return [
@@ -357,6 +379,14 @@ def serve_command(binary: ServerBinary, workdir: Path, port: int, *, as_root: bo
         # A throwaway server: trade durability for speed.
         "--innodb-flush-log-at-trx-commit=0",
         "--innodb-buffer-pool-size=64M",
+        # LOAD DATA and SELECT ... INTO OUTFILE only in the server's own folder. The compiled-in
+        # default of Debian's and the vendor's MySQL packages is /var/lib/mysql-files, which only
+        # their full server package creates: with --no-defaults, a mysqld from Debian's
+        # mysql-server-core (or any install without that folder) aborts at start ("Failed to
+        # access directory for --secure-file-priv"). MariaDB's default is no limit at all, which
+        # for a server run as root, with a root account without password, would let any local
+        # user write files as root.
+        f"--secure-file-priv={workdir / 'files'}",
     ]
     if binary.mariadb:
         # MariaDB before 11.6 starts in latin1, where MySQL 8 and later start in utf8mb4: the
@@ -402,6 +432,7 @@ def start_local_server(binary: Path, *, timeout: float = 30, init_timeout: float
     as_root = hasattr(os, "geteuid") and os.geteuid() == 0
     workdir = Path(tempfile.mkdtemp(prefix="tutorial-mysql-", dir=server_workdir_parent()))
     (workdir / "tmp").mkdir()
+    (workdir / "files").mkdir(mode=0o700)  # serve_command's --secure-file-priv
     try:
         _initialise(server_binary, workdir, as_root, init_timeout)
     except NoServerError:

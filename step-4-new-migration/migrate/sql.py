@@ -88,7 +88,9 @@ def canonical(expression: str) -> str:
         return " ".join(expression.split())
 
     def tidy(node: exp.Expression) -> exp.Expression:
-        if isinstance(node, exp.Introducer):  # _utf8mb4'x' -> 'x'
+        # _utf8mb4'x' -> 'x': the character set of the client that sent it. Not _binary'x',
+        # which makes the comparison byte by byte.
+        if isinstance(node, exp.Introducer) and str(node.this).lower() != "_binary":
             return node.expression
         if isinstance(node, exp.Identifier):
             node.set("quoted", False)

@@ -97,7 +97,7 @@ def _default(value: str) -> str:
         return f"CURRENT_TIMESTAMP({now.group(3)})" if now.group(3) else "CURRENT_TIMESTAMP"
     if re.fullmatch(r"'-?\d+(\.\d+)?'", value):  # MySQL quotes numbers: DEFAULT '0'
         return value[1:-1]
-    return value
+    return canonical(value)  # an expression: (concat(_latin1'a', ...)) as MariaDB writes it
 
 
 def _unwrap(sql: str) -> str:

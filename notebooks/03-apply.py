@@ -76,16 +76,22 @@ step.show("migrate/revisions.py")
 step.show("migrate/__main__.py")
 
 # %% [markdown]
-# ### `migrations/env.py`, `migrate/lock.py`, `migrate/history.py`: plain Alembic made as safe
+# ### `migrations/env.py`, `migrate/lock.py`, `migrate/history.py`, `migrate/resolve.py`, `alembic.ini`: plain Alembic made as safe, exactly once
 #
-# Every alembic command, `python -m alembic upgrade head` as much as `python -m migrate upgrade`, runs
-# under a MySQL named lock (`GET_LOCK`), so replicas deploying at once migrate one at a time,
-# and records each revision it applies, stamps or fails in `alembic_history` through Alembic's
-# `on_version_apply` hook: Atlas's `atlas_schema_revisions`. One transaction per revision keeps
-# every completed revision recorded when a later one fails.
+# Every alembic command, `python -m alembic upgrade head` as much as `python -m migrate upgrade`,
+# checks the checksum file and the single head, runs under a MySQL named lock (`GET_LOCK`), so
+# replicas deploying at once migrate one at a time, and records each statement of each revision
+# in `alembic_history`, as Atlas's executor does in `atlas_schema_revisions`: a row before the
+# first statement, then a count and a running SHA-256 after each one. A data statement commits
+# with its bookkeeping; a DDL statement is recorded as starting, then as done. A rerun after a
+# failure, a kill or a crash skips (hash-checked) what is applied and goes on: no statement runs
+# twice. A DDL statement cut off between "starting" and "done" is settled on the dev database
+# (`resolve.py`). Each DDL statement waits at most `lock_wait_timeout` seconds (`alembic.ini`)
+# for a metadata lock, then is retried, naming who holds it.
 
 # %%
-step.show("migrations/env.py", "migrate/lock.py", "migrate/history.py")
+step.show("migrations/env.py", "migrate/lock.py", "migrate/history.py", "migrate/resolve.py",
+          "alembic.ini")
 
 # %% [markdown]
 # ### `migrate/sql.py` and `requirements.txt`: SQL read as SQL
@@ -153,7 +159,7 @@ t.sql(production, "SELECT (SELECT COUNT(*) FROM users) AS users, (SELECT COUNT(*
 
 # %%
 t.sh(app, "python main.py", **urls, expect=1)
-t.sh(app, "python -m migrate status", **urls)
+t.sh(app, "python -m migrate status", **urls, expect=6)  # exit status 6: NOT MANAGED
 t.sh(app, "python -m migrate upgrade", **urls, expect=1)
 
 # %% [markdown]
@@ -210,20 +216,19 @@ broken = write_revision(app, "add_nickname", rehash=False, upgrade="""\
 """)
 t.sh(app, "python -m migrate hash")
 t.sh(app, "python -m migrate upgrade", database_url=staging, expect=1)
-t.sh(app, "python -m migrate status", database_url=staging)
+t.sh(app, "python -m migrate status", database_url=staging, expect=4)  # exit status 4: FAILED
 
 # %% [markdown]
-# Running it again would repeat what stayed applied, so `upgrade` (and plain `alembic upgrade
-# head`) refuse until told the database was repaired. Repair: fix the revision (`nick_name` was
-# a typo) and re-hash, undo what stayed applied, then `upgrade --repaired`:
+# The history knows which statements stayed applied, each with a running hash, so `upgrade`
+# (and plain `alembic upgrade head`) go on where the attempt stopped, as Atlas's executor does:
+# the `ALTER` is skipped, after checking it is the same statement, and the rest runs. Fix the
+# revision (`nick_name` was a typo), re-hash, upgrade: the column is added once.
 
 # %%
-t.sh(app, "python -m migrate upgrade", database_url=staging, expect=1)
 [path] = (app / "migrations" / "versions").glob(f"{broken}_*.py")
 t.edit(path, "nick_name", "nickname")
 t.sh(app, "python -m migrate hash")
-t.sql(staging, "ALTER TABLE users DROP COLUMN nickname")
-t.sh(app, "python -m migrate upgrade --repaired", database_url=staging)
+t.sh(app, "python -m migrate upgrade", database_url=staging)
 t.sql(staging, "SELECT revision, kind, statements, error FROM alembic_history")
 
 # %% [markdown]

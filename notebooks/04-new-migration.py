@@ -93,7 +93,7 @@ before = [t.query(production, q) for q in everything.split("; ")]
 
 # %%
 t.sh(app, "python main.py", **urls, expect=1)
-t.sh(app, "python -m migrate status", **urls)
+t.sh(app, "python -m migrate status", **urls, expect=3)  # exit status 3: PENDING
 t.sh(app, "python -m migrate upgrade", **urls)
 t.sh(app, "python main.py", **urls)
 

@@ -88,7 +88,7 @@ before = t.query(production, "SELECT id, name, email, title FROM users ORDER BY 
 
 # %%
 seeded = t.copy("step-5-custom-migration")
-t.sh(seeded, "python -m migrate status", **urls)
+t.sh(seeded, "python -m migrate status", **urls, expect=3)  # exit status 3: PENDING
 t.sh(seeded, "python -m migrate upgrade", **urls)
 t.sql(production, "SELECT id, name, email, title FROM users WHERE email IN ('jerry@seinfeld.io', 'george@costanza.io')")
 after = t.query(production, "SELECT id, name, email, title FROM users ORDER BY id")

@@ -111,7 +111,7 @@ def test_a_revision_edited_after_it_was_applied_is_flagged(step, database_url, d
     before = snapshot(db)
 
     status = run(app, "-m", "migrate", "status", database_url=database_url)
-    assert status.returncode == 0, status.stderr
+    assert status.returncode == 5, status.stderr
     assert "Migration status: EDITED" in status.stdout
     assert "Edited after it was applied here: 30000101000000 (" in status.stdout
     line = assert_clean_failure(run(app, "-m", "migrate", "upgrade", database_url=database_url))

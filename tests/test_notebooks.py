@@ -151,12 +151,12 @@ EXPECTED = {
         "mysql> SELECT * FROM alembic_version;",
         "History (oldest first, times in UTC):",
         "Every row is still there, unchanged: 1001 users, 1002 posts.",
-        # A revision that fails half-way: said in one line, recorded, refused, repaired.
+        # A revision that fails half-way: said in one line, recorded, fixed, continued.
         "failed at `UPDATE users SET nick_name = name`",
         "Applied before it and kept (MySQL cannot roll back DDL): ALTER TABLE users ADD COLUMN nickname",
         "Migration status: FAILED",
         "Last migration attempt had errors:",
-        "then run `python -m migrate upgrade --repaired`",
+        "going on after the 1 statement(s) applied before (the last attempt failed)",
     ],
     "04-new-migration": [
         "+++ step-4-new-migration/models.py",

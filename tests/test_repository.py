@@ -36,10 +36,10 @@ EXPECTED = {
     },
     ("step-2-generate", "step-3-apply"): lambda: {
         "added": {"migrate/revisions.py", "migrate/schema_compare.py", "migrate/history.py",
-                  "migrate/lock.py", "migrate/sql.py"},
+                  "migrate/lock.py", "migrate/sql.py", "migrate/resolve.py"},
         "removed": set(),
         "changed": {"README.md", "main.py", "migrations/env.py", "migrate/__main__.py",
-                    "migrate/integrity.py", "requirements.txt"},
+                    "migrate/integrity.py", "requirements.txt", "alembic.ini"},
     },
     ("step-3-apply", "step-4-new-migration"): lambda: {
         "added": {_revision("step-4-new-migration", "add_user_title")},

@@ -111,7 +111,7 @@ op.execute("UPDATE users SET no_such_column = 1")
     assert history(db)[-1] == ("30000101000001", "failed", 1, 1)
 
 
-def test_status_shows_the_failed_attempt_and_reruns_point_to_it(step, database_url, db):
+def test_status_shows_the_failed_attempt_and_the_rerun_goes_on_after_it(step, database_url, db):
     app = managed_production(step, database_url, db)
     first = initialize_revision(app)
     write_revision(app, "add_title", FAILS_AFTER_DDL, """op.drop_column("users", "title")""",
@@ -121,41 +121,55 @@ def test_status_shows_the_failed_attempt_and_reruns_point_to_it(step, database_u
     users = snapshot(db)["users"]
 
     status = run(app, "-m", "migrate", "status", database_url=database_url)
-    assert status.returncode == 0, status.stderr
+    assert status.returncode == 4, status.stderr  # FAILED: a deploy gate stops here
     out = status.stdout
     assert "Migration status: FAILED" in out
-    assert f"upgrade   {first}  initialize  (2 statement(s)," in out
-    assert "failed    30000101000001  add_title  (1 statement(s)," in out
+    assert f"upgrade     {first}  initialize  (2 statement(s)," in out
+    assert "failed      30000101000001  add_title  (1 statement(s)," in out
     assert "Last migration attempt had errors:" in out
     assert "-- SQL: UPDATE users SET no_such_column = 1" in out
     assert "-- ERROR: (1054, \"Unknown column 'no_such_column' in 'SET'\")" in out or \
         "-- ERROR: (1054, \"Unknown column 'no_such_column' in 'field list'\")" in out
     assert "Applied before it and kept (1):\n    ALTER TABLE users ADD COLUMN title VARCHAR(255);" in out
 
-    # Reruns point to the failure instead of failing on "Duplicate column name 'title'".
+    # Reruns skip the ALTER that stayed applied (no "Duplicate column name 'title'") and stop
+    # again at the statement that fails.
     for args in (["-m", "migrate", "upgrade"], ["-m", "alembic", "upgrade", "head"]):
         line = clean_failure(run(app, *args, database_url=database_url))
-        assert "the last attempt, revision 30000101000001" in line and "--repaired" in line
+        assert "failed at `UPDATE users SET no_such_column = 1`" in line, line
         assert "Duplicate column" not in line
     line = assert_clean_failure(run(app, "main.py", database_url=database_url))
     assert "the last migration attempt failed (revision 30000101000001)" in line
 
-    # The recovery the README describes: fix the revision, undo what ran, upgrade --repaired.
+    # Fix the revision, re-hash, upgrade: it goes on after the ALTER, which ran once.
     broken.write_text(broken.read_text().replace('    op.execute("UPDATE users SET no_such_column = 1")\n', ""))
-    line = assert_clean_failure(run(app, "-m", "migrate", "upgrade", "--repaired", database_url=database_url))
-    assert "checksum mismatch" in line and "L3: 30000101000001_add_title.py was edited" in line
+    assert run(app, "-m", "migrate", "hash").returncode == 0
+    upgrade = run(app, "-m", "migrate", "upgrade", database_url=database_url)
+    assert upgrade.returncode == 0, upgrade.stderr
+    assert "going on after the 1 statement(s) applied before (the last attempt failed)" in upgrade.stdout
+    assert version(db) == ["30000101000001"]
+    assert [(kind, n) for _, kind, n, _ in history(db)] == [
+        ("upgrade", 2), ("failed", 1), ("failed", 1), ("failed", 1), ("upgrade", 1)]
+    status = run(app, "-m", "migrate", "status", database_url=database_url)
+    assert status.returncode == 0 and "Migration status: OK" in status.stdout
+    assert "Last migration attempt had errors" not in status.stdout
+    assert run(app, "main.py", database_url=database_url).returncode == 0
+    assert [tuple(r)[:3] for r in snapshot(db)["users"]][: len(users)] == [tuple(r)[:3] for r in users]
+
+
+def test_a_revision_undone_by_hand_runs_from_its_start_with_repaired(step, database_url, db):
+    app = managed_production(step, database_url, db)
+    write_revision(app, "add_title", FAILS_AFTER_DDL, rev="30000101000001", down=initialize_revision(app))
+    broken = app / "migrations" / "versions" / "30000101000001_add_title.py"
+    assert run(app, "-m", "migrate", "upgrade", database_url=database_url).returncode == 1
+    broken.write_text(broken.read_text().replace('    op.execute("UPDATE users SET no_such_column = 1")\n', ""))
     assert run(app, "-m", "migrate", "hash").returncode == 0
     with db.begin() as conn:
         conn.execute(text("ALTER TABLE users DROP COLUMN title"))
     upgrade = run(app, "-m", "migrate", "upgrade", "--repaired", database_url=database_url)
     assert upgrade.returncode == 0, upgrade.stderr
-    assert version(db) == ["30000101000001"]
-    assert [kind for _, kind, _, _ in history(db)] == ["upgrade", "failed", "upgrade"]
-    status = run(app, "-m", "migrate", "status", database_url=database_url)
-    assert "Migration status: OK" in status.stdout
-    assert "Last migration attempt had errors" not in status.stdout
-    assert run(app, "main.py", database_url=database_url).returncode == 0
-    assert [tuple(r)[:3] for r in snapshot(db)["users"]][: len(users)] == [tuple(r)[:3] for r in users]
+    assert "title" in columns(db)
+    assert [(kind, n) for _, kind, n, _ in history(db)] == [("upgrade", 2), ("failed", 1), ("upgrade", 1)]
 
 
 def test_a_revision_finished_by_hand_is_stamped(step, database_url, db):
@@ -224,13 +238,17 @@ def test_a_connection_killed_during_the_first_upgrade_is_told_truthfully(step, d
     assert "Applied before it and kept (MySQL cannot roll back DDL): CREATE TABLE users" in line
     assert history(db) == [(rev, "failed", 1, 1)]
 
-    line = assert_clean_failure(run(app, "-m", "migrate", "upgrade", database_url=database_url))
-    assert "a first migration did not finish" in line and "create_all" not in line
     line = assert_clean_failure(run(app, "main.py", database_url=database_url))
     assert f"the last migration attempt failed (revision {rev})" in line
-    status = run(app, "-m", "migrate", "status", database_url=database_url).stdout
-    assert "Migration status: FAILED" in status
-    assert "holds tables (users) from a\nfirst migration that did not finish" in status
+    status = run(app, "-m", "migrate", "status", database_url=database_url)
+    assert status.returncode == 4 and "Migration status: FAILED" in status.stdout
+    assert "holds tables (users) from a\nfirst migration that did not finish" in status.stdout
+    # The rerun goes on after CREATE TABLE users, which stays created once.
+    upgrade = run(app, "-m", "migrate", "upgrade", database_url=database_url)
+    assert upgrade.returncode == 0, upgrade.stderr
+    assert "going on after the 1 statement(s) applied before" in upgrade.stdout
+    assert sorted(inspect(db).get_table_names()) == ["alembic_history", "alembic_version", "blogs", "users"]
+    assert [(kind, n) for _, kind, n, _ in history(db)] == [("failed", 1), ("upgrade", 2)]
 
 
 def test_a_revision_whose_python_fails_before_any_sql_is_one_recorded_line(step, database_url, db):

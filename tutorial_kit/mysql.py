@@ -71,6 +71,7 @@ class Server:
     # A server the kit started on this machine: its process id and its temporary folder.
     pid: int | None = None
     workdir: Path | None = None
+    command: list[str] | None = field(default=None, repr=False)  # how it was started
 
     @property
     def environ(self) -> dict[str, str]:
@@ -364,8 +365,14 @@ def initialise_command(
     ]
 
 
-def serve_command(binary: ServerBinary, workdir: Path, port: int, *, as_root: bool) -> list[str]:
-    """The command that runs the server on the data directory in `workdir`, on 127.0.0.1:`port`."""
+def serve_command(
+    binary: ServerBinary, workdir: Path, port: int, *, as_root: bool, durable: bool = False
+) -> list[str]:
+    """The command that runs the server on the data directory in `workdir`, on 127.0.0.1:`port`.
+
+    `durable`: every commit reaches the disk before it is acknowledged, as in production, so
+    that a server killed with SIGKILL restarts with every committed transaction (tests that
+    crash it need that); otherwise up to a second of commits may be lost, for speed."""
     args = [
         str(binary.path),
         "--no-defaults",
@@ -376,8 +383,8 @@ def serve_command(binary: ServerBinary, workdir: Path, port: int, *, as_root: bo
         "--bind-address=127.0.0.1",
         f"--log-error={workdir / 'error.log'}",
         f"--pid-file={workdir / 'mysqld.pid'}",
-        # A throwaway server: trade durability for speed.
-        "--innodb-flush-log-at-trx-commit=0",
+        # A throwaway server: trade durability for speed, unless asked not to.
+        f"--innodb-flush-log-at-trx-commit={1 if durable else 0}",
         "--innodb-buffer-pool-size=64M",
         # LOAD DATA and SELECT ... INTO OUTFILE only in the server's own folder. The compiled-in
         # default of Debian's and the vendor's MySQL packages is /var/lib/mysql-files, which only
@@ -418,10 +425,13 @@ def failure_reason(output: str) -> str:
     return (errors or lines or ["no output"])[0 if errors else -1]
 
 
-def start_local_server(binary: Path, *, timeout: float = 30, init_timeout: float = 120) -> Server:
+def start_local_server(
+    binary: Path, *, timeout: float = 30, init_timeout: float = 120, durable: bool = False
+) -> Server:
     """Initialise a data directory in a temporary folder and start `binary` on it.
 
     Each wait is bounded: `init_timeout` for the data directory, `timeout` for the first answer.
+    `durable`: see serve_command; crash_and_restart needs it.
     """
     server_binary = ServerBinary.inspect(binary)
     if not server_binary.mariadb and server_binary.version and server_binary.version < (8, 0):
@@ -443,12 +453,12 @@ def start_local_server(binary: Path, *, timeout: float = 30, init_timeout: float
     for attempt in range(1, attempts + 1):
         port = _free_port()
         (workdir / "error.log").unlink(missing_ok=True)  # so that its errors are this attempt's
-        args = serve_command(server_binary, workdir, port, as_root=as_root)
+        args = serve_command(server_binary, workdir, port, as_root=as_root, durable=durable)
         process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         url = URL.create("mysql+pymysql", username="root", password="", host="127.0.0.1", port=port)
         server = Server(
             url, f"local {server_binary.label}", partial(_stop, process, workdir),
-            pid=process.pid, workdir=workdir,
+            pid=process.pid, workdir=workdir, command=args,
         )
         try:
             _wait_until_ready(server, timeout=timeout, log=workdir / "error.log", process=process)
@@ -461,6 +471,22 @@ def start_local_server(binary: Path, *, timeout: float = 30, init_timeout: float
                 shutil.rmtree(workdir, ignore_errors=True)
                 raise
     raise AssertionError("unreachable")
+
+
+def crash_and_restart(server: Server, *, timeout: float = 60) -> None:
+    """`kill -9` a server start_local_server started, then start it again on the same data
+    directory and port, as after a crash: it recovers (InnoDB's redo log, MariaDB's DDL log)."""
+    command = server.command
+    if command is None or server.pid is None or server.workdir is None:
+        raise ValueError("crash_and_restart needs a server that start_local_server started")
+    os.kill(server.pid, signal.SIGKILL)
+    old = server._stop.args[0] if isinstance(server._stop, partial) else None
+    if old is not None:
+        old.wait()  # reaped: the port and the data directory are free
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server.pid = process.pid
+    server._stop = partial(_stop, process, server.workdir)
+    _wait_until_ready(server, timeout=timeout, log=server.workdir / "error.log", process=process)
 
 
 def _terminate(process: subprocess.Popen) -> None:

@@ -73,6 +73,12 @@ class Command:
         return self.comment.lower().startswith("error")
 
     @property
+    def expected_status(self) -> int | None:
+        """`# exit 3: ...`: the command must end with that exit status (a deploy gate's)."""
+        found = re.match(r"exit (\d+)\b", self.comment.strip().lower())
+        return int(found.group(1)) if found else None
+
+    @property
     def skipped(self) -> str | None:
         """Why the runner does not run this line, or None."""
         return "the pinned requirements are in .venv" if _PIP.match(self.text) else None
@@ -304,7 +310,13 @@ class ReadmeRun:
         )
         for line in result.stdout.rstrip().splitlines():
             self.say(f"    {line}")
-        if command.expects_failure:
+        if command.expected_status is not None:
+            if result.returncode != command.expected_status:
+                raise ReadmeError(f"{where}: `{command.text}` exited {result.returncode}; the "
+                                  f"README shows exit status {command.expected_status}")
+            if "Traceback (most recent call last)" in result.stdout:
+                raise ReadmeError(f"{where}: `{command.text}` failed with a traceback")
+        elif command.expects_failure:
             if result.returncode == 0:
                 raise ReadmeError(f"{where}: `{command.text}` succeeded; the README shows it failing")
             if "Traceback (most recent call last)" in result.stdout:

@@ -18,10 +18,16 @@ from sqlalchemy import Connection, Engine
 from database import connect
 from .devdb import dev_database
 from .generate import main as generate
-from .history import checksum, rows, shorten, unrepaired
-from .integrity import SUM_FILE, mismatches, write
-from .lock import migration_lock
-from .revisions import alembic_config, app_tables, current, head, made_by_create_all, pending, scripts
+from .history import (
+    HISTORY_TABLE, UNFINISHED, applied_revisions, checksum, last_failure, rows, shorten,
+    statements_of,
+)
+from .integrity import SUM_FILE, write
+from .lock import lock_holder, migration_lock
+from .resolve import settle
+from .revisions import (
+    alembic_config, app_tables, check_directory, current, head, made_by_create_all, pending, scripts,
+)
 from .schema_compare import NOT_COMPARED, describe, differences, match_defaults
 
 USAGE = (
@@ -30,33 +36,9 @@ USAGE = (
 )
 
 
-def check_directory() -> None:
-    """Refuse revision files that changed without re-hashing, and a history that forked."""
-    found = mismatches()
-    if found:
-        raise SystemExit(
-            f"error: checksum mismatch in migrations/{SUM_FILE.name}: {'; '.join(found)}. A "
-            "revision was added, edited or removed by hand: review it, then run "
-            "`python -m migrate hash`"
-        )
-    heads = scripts().get_heads()
-    if len(heads) > 1:
-        raise SystemExit(
-            f"error: migrations/versions has {len(heads)} heads ({', '.join(sorted(heads))}): "
-            "two revisions follow the same one. Merge them (`python -m alembic merge -m merge "
-            f"{' '.join(sorted(heads))}`) or make the newer one follow the other (its "
-            "down_revision), then run `python -m migrate hash`"
-        )
-
-
 def edited_after_applied(connection: Connection) -> list[str]:
     """Revisions whose file changed since it was applied (or stamped) here."""
-    applied = {}
-    for row in rows(connection):
-        if row.kind in ("upgrade", "baseline"):
-            applied[row.revision] = row  # the latest one counts
-        elif row.kind == "downgrade":
-            applied.pop(row.revision, None)
+    applied = applied_revisions(rows(connection))
     found = []
     for revision, row in applied.items():
         try:
@@ -72,6 +54,8 @@ def refuse_unmanaged(connection: Connection) -> None:
     """A database with tables that no migration made: upgrading would create them again."""
     if current(connection) is not None or not app_tables(connection):
         return
+    if last_failure(connection) is not None:
+        return  # a first migration that did not finish: the rerun goes on with it
     tables = ", ".join(app_tables(connection))
     if made_by_create_all(connection):
         raise SystemExit(
@@ -84,15 +68,60 @@ def refuse_unmanaged(connection: Connection) -> None:
     )
 
 
+# `python -m migrate status` as a deploy gate: its exit code says where the database stands.
+EXIT_CODES = {
+    "OK": 0,  # at the head, nothing pending
+    "PENDING": 3,  # revisions to apply: run `python -m migrate upgrade`
+    "FAILED": 4,  # the last attempt failed, or was interrupted: see the report
+    "INTERRUPTED": 4,
+    "EDITED": 5,  # a revision file changed after it was applied here
+    "NOT MANAGED": 6,  # tables, but no migration history: baseline it
+    "INCONSISTENT": 7,  # alembic_version and the history disagree, or the history is gone
+    "LOCKED": 8,  # another connection holds the migration lock: a migration is running
+}
+
+
+def inconsistencies(at: str | None, history: list) -> list[str]:
+    """How alembic_version and the history disagree, in sentences; empty when they agree."""
+    if at is None:
+        return []
+    if not history:
+        return [f"alembic_version says {at}, but the history table {HISTORY_TABLE} is missing "
+                "or empty: what ran here is unknown, and neither the edited-after-applied check "
+                "nor a safe rerun can work. Restore it from a backup"]
+    applied = applied_revisions(history)
+    order = [script.revision for script in reversed(list(scripts().walk_revisions()))]
+    newest = [revision for revision in order if revision in applied]
+    found = []
+    if newest and at in order and order.index(newest[-1]) > order.index(at):
+        found.append(f"alembic_version says {at}, but the history records {newest[-1]} as "
+                     f"applied: the version was set back; `python -m alembic stamp {newest[-1]}` "
+                     "sets it forward again")
+    elif at not in applied:
+        found.append(f"alembic_version says {at}, which the history never recorded as applied "
+                     f"(newest applied: {newest[-1] if newest else 'none'}): the version was set "
+                     "ahead by hand; check the schema, then stamp what it really is")
+    return found
+
+
 def status(engine: Engine) -> None:
     check_directory()
     with engine.connect() as connection:
         at, tables, history = current(connection), app_tables(connection), rows(connection)
         unmanaged = at is None and made_by_create_all(connection)
         edited = edited_after_applied(connection)
+        holder = lock_holder(connection)
     waiting = pending(at)
-    failure = history[-1] if history and history[-1].kind == "failed" else None
-    state = 'FAILED' if failure else 'EDITED' if edited else 'NOT MANAGED' if unmanaged else 'OK'
+    inconsistent = inconsistencies(at, history)
+    failure = history[-1] if history and history[-1].kind in UNFINISHED else None
+    if failure is not None and failure.kind == "running" and holder:
+        failure = None  # not stopped: running now, under the lock
+    states = [
+        ("INCONSISTENT", inconsistent), ("FAILED", failure and failure.kind == "failed"),
+        ("INTERRUPTED", failure is not None), ("EDITED", edited), ("NOT MANAGED", unmanaged),
+        ("LOCKED", holder), ("PENDING", waiting),
+    ]
+    state = next((name for name, true in states if true), "OK")
     print(f"Migration status: {state}")
     if unmanaged:
         print(f"Current revision: none. The database holds tables ({', '.join(tables)}) but no")
@@ -107,29 +136,41 @@ def status(engine: Engine) -> None:
     print(f"Pending:          {len(waiting)}")
     for script in waiting:
         print(f"  {script.revision}  {script.doc}")
+    if holder:
+        print(f"Migration lock:   held by {holder}")
     if history:
         print("History (oldest first, times in UTC):")
         for row in history:
-            print(f"  {row.executed_at:%Y-%m-%d %H:%M:%S}  {row.kind:<9} {row.revision}  "
+            print(f"  {row.executed_at:%Y-%m-%d %H:%M:%S}  {row.kind:<11} {row.revision}  "
                   f"{row.description}  ({row.statements} statement(s), {row.execution_ms} ms)")
+    for sentence in inconsistent:
+        print(f"Inconsistent: {sentence}.")
     if failure:
-        print("Last migration attempt had errors:")
+        print("Last migration attempt had errors:" if failure.kind == "failed" else
+              "Last migration attempt was interrupted:")
         print(f"  revision: {failure.revision} ({failure.description})")
-        failed_sql = failure.failed_sql or "(in the revision's Python code)"
-        print(f"  -- SQL: {shorten(failed_sql)}")
-        print(f"  -- ERROR: {failure.error}")
-        applied = failure.applied_sql.split(";\n") if failure.applied_sql else []
+        if failure.failed_sql or failure.kind == "failed":
+            failed_sql = failure.failed_sql or "(in the revision's Python code)"
+            print(f"  -- SQL: {shorten(failed_sql)}")
+        print(f"  -- ERROR: {failure.error or 'killed: the process or the server stopped without a word'}")
+        applied = statements_of(failure)
         print(f"  Applied before it and kept ({len(applied)}):")
         for statement in applied:
             print(f"    {shorten(statement)};")
-        if applied:
-            print("  Repair the database (see README.md, 'When a revision fails'), then run")
-            print("  `python -m migrate upgrade --repaired`.")
+        if failure.running_sql:
+            print(f"  Cut off during: {shorten(failure.running_sql)};")
+            print("  Whether that took effect is unknown: `python -m migrate upgrade` checks it on")
+            print("  the dev database (DEV_DATABASE_URL), then goes on.")
+        if failure.kind == "failed":
+            print("  Fix the revision (then `python -m migrate hash`) and run `python -m migrate")
+            print(f"  upgrade`: it skips the {len(applied)} statement(s) applied, checking each is unchanged.")
         else:
-            print("  Nothing of it stayed applied: fix it, then run it again.")
+            print(f"  `python -m migrate upgrade` goes on after the {len(applied)} statement(s) applied.")
     for revision in edited:
         print(f"Edited after it was applied here: {revision}. The database holds what the")
         print("  file said then: restore the file, and put the change in a new revision.")
+    sys.stdout.flush()
+    raise SystemExit(EXIT_CODES[state])
 
 
 def upgrade(engine: Engine, repaired: bool) -> None:
@@ -144,20 +185,21 @@ def upgrade(engine: Engine, repaired: bool) -> None:
                 "checkout), put the change in a new revision, then upgrade"
             )
         at = current(connection)
-        failure = unrepaired(connection)
         waiting = pending(at)
         if not waiting:
             print(f"Already at {at}: nothing to apply.")
             return
-        if failure is not None and not repaired:
-            raise SystemExit(
-                f"error: the last attempt, revision {failure.revision}, failed after "
-                f"{failure.statements} statement(s) that stayed applied; see "
-                "`python -m migrate status`, repair the database, then run "
-                "`python -m migrate upgrade --repaired`"
-            )
+        last = last_failure(connection)
+        if last is not None and (last.revision != waiting[0].revision or repaired):
+            last = None  # not what runs next, or repaired by hand: run from its start
+        if last is not None and last.running_sql:
+            settle(connection, last)  # cut off during a DDL statement: did it take effect?
+            last = last_failure(connection)
         for script in waiting:
             print(f"Applying {script.revision}  {script.doc}")
+            if last is not None and script.revision == last.revision and last.statements:
+                print(f"  going on after the {last.statements} statement(s) applied before "
+                      f"(the last attempt {'failed' if last.kind == 'failed' else 'was interrupted'})")
         connection.commit()  # hand Alembic a connection outside a transaction: see env.py
         config = alembic_config(quiet=True, repaired=repaired)
         config.attributes["connection"] = connection
@@ -217,6 +259,8 @@ def main(argv: list[str]) -> None:
             upgrade(connect(), repaired=False)
         case ["upgrade", "--repaired"]:
             upgrade(connect(), repaired=True)
+        case ["baseline", ""]:
+            raise SystemExit(f"error: baseline needs the revision that built the schema; {USAGE}")
         case ["baseline", revision]:
             baseline(connect(), revision)
         case ["hash"]:

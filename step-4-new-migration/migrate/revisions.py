@@ -1,5 +1,6 @@
 """Where a database stands against the revisions in migrations/versions."""
 
+import warnings
 from argparse import Namespace
 
 from alembic.config import Config
@@ -10,6 +11,7 @@ from sqlalchemy import Connection, Engine, inspect
 
 from . import APP_DIR
 from .history import BOOKKEEPING, last_failure
+from .integrity import SUM_FILE, mismatches
 
 
 def alembic_config(*, quiet: bool = False, repaired: bool = False) -> Config:
@@ -24,6 +26,36 @@ def alembic_config(*, quiet: bool = False, repaired: bool = False) -> Config:
 
 def scripts() -> ScriptDirectory:
     return ScriptDirectory.from_config(alembic_config())
+
+
+def check_directory(script: ScriptDirectory | None = None) -> None:
+    """Refuse revision files that changed without re-hashing, and a history that forked: run
+    by migrations/env.py, so plain `python -m alembic upgrade head` refuses them too."""
+    found = mismatches()
+    if found:
+        raise SystemExit(
+            f"error: checksum mismatch in migrations/{SUM_FILE.name}: {'; '.join(found)}. A "
+            "revision was added, edited or removed by hand: review it, then run "
+            "`python -m migrate hash`"
+        )
+    try:
+        with warnings.catch_warnings():  # Alembic warns, then fails: one line says it all
+            warnings.simplefilter("ignore")
+            heads = (script or scripts()).get_heads()
+    except (CommandError, KeyError) as exc:  # a revision names a down_revision that is gone
+        missing = str(exc).strip("'\"")
+        raise SystemExit(
+            f"error: migrations/versions does not hold a whole history ({missing}): a revision "
+            "was deleted that a later one follows; restore it (git checkout), then run "
+            "`python -m migrate hash`"
+        ) from None
+    if len(heads) > 1:
+        raise SystemExit(
+            f"error: migrations/versions has {len(heads)} heads ({', '.join(sorted(heads))}): "
+            "two revisions follow the same one. Merge them (`python -m alembic merge -m merge "
+            f"{' '.join(sorted(heads))}`) or make the newer one follow the other (its "
+            "down_revision), then run `python -m migrate hash`"
+        )
 
 
 def head() -> str:
@@ -73,6 +105,11 @@ def require_current(engine: Engine) -> None:
     needed = head()
     if at == needed:
         return
+    if at is not None and at not in {s.revision for s in scripts().walk_revisions()}:
+        raise SystemExit(
+            f"error: the database is at revision {at}, which this code does not have (it "
+            f"needs {needed}): newer code migrated it; deploy that code, not this one"
+        )
     if failure is not None:
         raise SystemExit(
             f"error: the database is at revision {at or 'none'}, this code needs {needed}, and "

@@ -281,10 +281,14 @@ def main(argv: list[str]) -> None:
                 statements.append(statement.strip())
 
         event.listen(engine, "before_cursor_execute", record)
+        # Recorded in migrations/revisions.sum, as `atlas migrate diff` does, before it is tried:
+        # from step 3 on, env.py refuses a revision the file does not list.
+        integrity.write()
         try:
             command.upgrade(config, "head")  # apply it to the dev database: does it run?
         except (SQLAlchemyError, SystemExit) as exc:
             Path(script.path).unlink()  # keep no revision that does not run
+            integrity.write()
             # From step 3 on, env.py reports a failed revision as a SystemExit of its own.
             error = exc.__context__ if isinstance(exc, SystemExit) else exc
             reason = str(getattr(error, "orig", None) or error).splitlines()[0]
@@ -292,7 +296,6 @@ def main(argv: list[str]) -> None:
                 f"error: the planned revision fails on MySQL ({reason}); nothing was "
                 "written: fix the model and plan again"
             ) from None
-    integrity.write()  # record it in migrations/revisions.sum, as `atlas migrate diff` does
 
     print(f"Wrote {Path(script.path).relative_to(APP_DIR)}, which runs:")
     for statement in statements:

@@ -1,8 +1,10 @@
 """How Alembic reaches the database and the models. Run by every alembic command.
 
-Online, every command (`python -m alembic upgrade head` as much as `python -m migrate upgrade`)
-runs under a MySQL named lock, so that processes deploying at once migrate one at a time, and
-records each revision it runs, or the one that failed, in the history table (migrate/history.py).
+Every command (`python -m alembic upgrade head` as much as `python -m migrate upgrade`) first
+checks migrations/revisions.sum and that the revisions have one head. Online, it runs under a
+MySQL named lock, so that processes deploying at once migrate one at a time, and records each
+statement of each revision in the history table, so that a rerun after a failure, a kill or a
+crash goes on where it stopped and runs no statement twice (migrate/history.py).
 """
 
 from logging.config import fileConfig
@@ -11,8 +13,9 @@ from alembic import context
 from alembic.util import CommandError
 from sqlalchemy import Connection, Engine
 
-from migrate.history import BOOKKEEPING, Recorder
+from migrate.history import BOOKKEEPING, LOCK_WAIT_RETRIES, LOCK_WAIT_TIMEOUT, Recorder
 from migrate.lock import migration_lock
+from migrate.revisions import check_directory
 from database import connect
 from models import Base
 
@@ -23,6 +26,15 @@ if config.config_file_name is not None and config.attributes.get("configure_logg
 
 # What autogenerate compares the database with: the app's models.
 target_metadata = Base.metadata
+
+
+def option(name: str, default: int) -> int:
+    """A whole number from `-x name=N`, else alembic.ini's `name = N`, else `default`."""
+    x = context.get_x_argument(as_dictionary=True) if getattr(config.cmd_opts, "x", None) else {}
+    value = str(x.get(name) or config.get_main_option(name) or default)
+    if not value.isdigit():
+        raise SystemExit(f"error: {name} must be a whole number of seconds or times, not '{value}'")
+    return int(value)
 
 
 def run_migrations_offline() -> None:
@@ -59,7 +71,12 @@ def repaired() -> bool:
 
 
 def run_migrations(connection: Connection) -> None:
-    recorder = Recorder(connection, context.script, target_revision(), repaired())
+    recorder = Recorder(
+        connection, context.script, target_revision(), repaired(),
+        # How long each DDL statement waits for a metadata lock, and how many more tries.
+        lock_wait_timeout=option("lock_wait_timeout", LOCK_WAIT_TIMEOUT),
+        lock_wait_retries=option("lock_wait_retries", LOCK_WAIT_RETRIES),
+    )
     handed_in_transaction = connection.in_transaction()  # then it stays the caller's to commit
     with migration_lock(connection), recorder.recording():
         if not handed_in_transaction:
@@ -70,7 +87,7 @@ def run_migrations(connection: Connection) -> None:
             include_name=skip_bookkeeping,
             # One transaction per revision: its version row and history row commit together.
             transaction_per_migration=True,
-            on_version_apply=recorder.applied,
+            on_version_apply=recorder.applied_revision,
         )
         with context.begin_transaction():
             context.run_migrations()
@@ -90,6 +107,7 @@ def run_migrations_online() -> None:
         run_migrations(connection)
 
 
+check_directory(context.script)  # the same refusals as `python -m migrate upgrade`
 if context.is_offline_mode():
     run_migrations_offline()
 else:

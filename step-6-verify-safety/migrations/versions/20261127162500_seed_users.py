@@ -35,7 +35,10 @@ users = sa.table(
 def upgrade() -> None:
     """Insert the users who are missing; a user production already has is left as it is."""
     emails = [user["email"] for user in SEED]
-    present = set(op.get_bind().scalars(sa.select(users.c.email).where(users.c.email.in_(emails))))
+    if op.get_context().as_sql:  # `alembic upgrade head --sql`: no database to ask
+        present = set()
+    else:
+        present = set(op.get_bind().scalars(sa.select(users.c.email).where(users.c.email.in_(emails))))
     for user in SEED:
         if user["email"] not in present:
             # inline_literal puts the values in the SQL itself, so that alembic_history
@@ -45,6 +48,9 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     """Delete only the users the upgrade inserted, as alembic_history recorded its INSERTs."""
+    if op.get_context().as_sql:  # `--sql`: no history to read; say what to check instead
+        op.execute("-- delete the users of SEED that seed_users inserted (see alembic_history)")
+        return
     inserted = op.get_bind().scalar(
         sa.text(
             "SELECT applied_sql FROM alembic_history WHERE revision = :revision "

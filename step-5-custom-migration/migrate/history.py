@@ -173,7 +173,14 @@ class Recorder:
             cursor.execute("SELECT CONNECTION_ID(), @@session.lock_wait_timeout")
             self.connection_id, previous = cursor.fetchone()
             cursor.execute(f"SET SESSION lock_wait_timeout = {int(self.lock_wait_timeout)}")
-        history.create(conn, checkfirst=True)
+        try:
+            history.create(conn, checkfirst=True)
+        except DBAPIError as exc:  # a missing privilege, said as MySQL says it
+            raise SystemExit(
+                f"error: could not create or read the history table {HISTORY_TABLE} ({exc.orig}): "
+                f"grant the migration's user CREATE, SELECT, INSERT and UPDATE on database "
+                f"'{conn.engine.url.database}'"
+            ) from None
         listeners = [(conn, "before_cursor_execute", self._before),
                      (conn, "after_cursor_execute", self._after),
                      (conn.engine, "do_execute", self._execute),

@@ -442,13 +442,16 @@ class Recorder:
         applied = "; ".join(shorten(sql, 80) for sql in kept) if kept else "nothing"
         at = f"`{shorten(statement, 100)}`" if statement else "its Python code"
         if interrupted:
-            fate = ("it may or may not have taken effect: `python -m migrate upgrade` checks"
-                    if unknown else "it was cancelled and rolled back" if code in (1317, 1927)
-                    else "it had finished")
-            return (f"error: interrupted ({self.signal or 'SIGINT'}) while revision "
-                    f"{script.revision} ({script.doc}) ran {at}: {fate}. {count} statement(s) "
-                    f"of it are applied and recorded; `python -m migrate upgrade` continues "
-                    "after them")
+            name = self.signal or "SIGINT"
+            done = (f"{count} statement(s) of it are applied and recorded; `python -m migrate "
+                    "upgrade` goes on after them")
+            if not statement:  # acted on between two statements
+                return (f"error: stopped by {name} between two statements of revision "
+                        f"{script.revision} ({script.doc}), the running one finished: {done}")
+            fate = ("it may or may not have taken effect, which `python -m migrate upgrade` "
+                    "checks" if unknown else "it was cancelled (KILL QUERY) and rolled back")
+            return (f"error: stopped by {name} while revision {script.revision} ({script.doc}) "
+                    f"ran {at}: {fate}; {done}")
         what = (f"lost the connection to MySQL while revision {script.revision} "
                 f"({script.doc}) ran {at}, which may or may not have completed" if lost else
                 f"revision {script.revision} ({script.doc}) failed at {at}")
@@ -534,12 +537,14 @@ def last_row(cursor) -> list:
 
 
 def lock_holders(dbapi, own_id: int | None) -> str:
-    """Who holds a transaction open (and with it metadata locks): connection, query, for how
-    long. information_schema.INNODB_TRX and PROCESSLIST, on MariaDB and MySQL alike."""
+    """Who, on this database, holds a transaction open (and with it metadata locks on the
+    tables it read): connection, query, for how long. information_schema.INNODB_TRX and
+    PROCESSLIST, on MariaDB and MySQL alike."""
     sql = (
         "SELECT p.ID, p.USER, p.TIME, p.INFO, TIMESTAMPDIFF(SECOND, t.trx_started, NOW()) "
         "FROM information_schema.INNODB_TRX t JOIN information_schema.PROCESSLIST p "
-        "ON p.ID = t.trx_mysql_thread_id WHERE p.ID <> %s ORDER BY t.trx_started"
+        "ON p.ID = t.trx_mysql_thread_id WHERE p.ID <> %s AND p.DB = DATABASE() "
+        "ORDER BY t.trx_started"
     )
     try:
         with dbapi.cursor() as cursor:

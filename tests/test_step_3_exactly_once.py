@@ -209,6 +209,9 @@ def check_truth_and_rerun(app, url, dev_url, engine, expected, *, killed_mid_ddl
             assert count == recorded, (count, history)
     rerun = run(app, "-m", "migrate", "upgrade", database_url=url, dev_database_url=dev_url)
     assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+    if "Cut off during:" in history:  # settled on the dev database, and said so
+        assert ("took effect before the run stopped" if count > recorded else "had not taken effect") \
+            in rerun.stdout, rerun.stdout
     assert applied(engine) == len(STATEMENTS)
     assert fingerprint(engine) == expected
     final = run(app, "-m", "migrate", "status", database_url=url)
@@ -289,3 +292,78 @@ def test_server_killed_at_several_points(step, tmp_path, own_server, point):
         assert line.startswith("error: ") and "MySQL" in line, line
         check_truth_and_rerun(app, url, dev_url, engine, expected, killed_mid_ddl=point == "m2")
         engine.dispose()
+
+
+TWO_THEN_FAIL = """
+op.execute("ALTER TABLE users ADD COLUMN nickname VARCHAR(40)")
+op.execute("ALTER TABLE users ADD COLUMN score INT")
+op.execute("UPDATE users SET no_such_column = 1")
+"""
+
+
+def failed_after_two(step, database_url):
+    from test_step_3_history import managed_production
+
+    engine = create_engine(url_text(database_url))
+    app = managed_production(step, database_url, engine)
+    write_revision(app, "two", TWO_THEN_FAIL, rev="30000101000000", down=initialize_revision(app))
+    assert run(app, "-m", "migrate", "upgrade", database_url=database_url).returncode == 1
+    return app, engine, app / "migrations" / "versions" / "30000101000000_two.py"
+
+
+def test_a_statement_changed_after_it_was_applied_is_refused(step, database_url):
+    app, engine, path = failed_after_two(step, database_url)
+    path.write_text(path.read_text().replace("VARCHAR(40)", "VARCHAR(80)").replace(
+        '    op.execute("UPDATE users SET no_such_column = 1")\n', ""))
+    assert run(app, "-m", "migrate", "hash").returncode == 0
+    for command in (["-m", "migrate", "upgrade"], ["-m", "alembic", "upgrade", "head"]):
+        result = run(app, *command, database_url=database_url)
+        line = result.stderr.strip().splitlines()[-1]
+        assert result.returncode == 1 and "Traceback" not in result.stderr
+        assert line == (
+            "error: statement 1 of revision 30000101000000 changed since it was applied here: "
+            "now `ALTER TABLE users ADD COLUMN nickname VARCHAR(80)`, applied `ALTER TABLE users "
+            "ADD COLUMN nickname VARCHAR(40)`; restore the revision file (git checkout) and put "
+            "the change in a new revision"), line
+    with engine.connect() as conn:
+        assert conn.scalar(text("SELECT statements FROM alembic_history ORDER BY id DESC LIMIT 1")) == 2
+    engine.dispose()
+
+
+def cut_off_during_score(engine) -> None:
+    """As if the run had been killed during the second ALTER: recorded as starting, not done,
+    and the ALTER undone, so the live table is as before it."""
+    with engine.begin() as conn:
+        conn.execute(text("ALTER TABLE users DROP COLUMN score"))
+        conn.execute(text(
+            "UPDATE alembic_history SET statements = 1, running_sql = "
+            "'ALTER TABLE users ADD COLUMN score INT', applied_sql = "
+            "'ALTER TABLE users ADD COLUMN nickname VARCHAR(40)', "
+            "running_hash = SUBSTRING_INDEX(hashes, ' ', -1), hashes = SUBSTRING_INDEX(hashes, ' ', 1) "
+            "ORDER BY id DESC LIMIT 1"))
+
+
+@pytest.mark.parametrize("case", ["no dev database", "neither before nor after", "before"])
+def test_a_ddl_cut_off_is_settled_on_the_dev_database_or_refused(step, database_url, dev_database_url, case):
+    app, engine, path = failed_after_two(step, database_url)
+    path.write_text(path.read_text().replace('    op.execute("UPDATE users SET no_such_column = 1")\n', ""))
+    assert run(app, "-m", "migrate", "hash").returncode == 0
+    cut_off_during_score(engine)
+    if case == "neither before nor after":
+        with engine.begin() as conn:
+            conn.execute(text("ALTER TABLE users ADD COLUMN score VARCHAR(5)"))
+    dev = None if case == "no dev database" else dev_database_url
+    result = run(app, "-m", "migrate", "upgrade", database_url=database_url, dev_database_url=dev,
+                 env={"DOCKER_HOST": "unix:///nonexistent/docker.sock"})
+    if case == "before":
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert "`ALTER TABLE users ADD COLUMN score INT` had not taken effect; it runs again" in result.stdout
+        assert run(app, "-m", "migrate", "status", database_url=database_url).returncode == 0
+        return
+    line = assert_clean_failure(result)
+    assert line.startswith("error: revision 30000101000000 was cut off during `ALTER TABLE users "
+                           "ADD COLUMN score INT`, and whether that took effect is unknown: "), line
+    assert ("could not be replayed on the dev database (DEV_DATABASE_URL is not set" in line
+            if case == "no dev database" else "match neither the schema before it nor the one after it"
+            " (check column users.score)" in line), line
+    engine.dispose()

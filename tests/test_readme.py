@@ -63,6 +63,15 @@ print("never run: not a shell block")
     assert after.run_after == ("before",) and after.not_run is None
 
 
+def test_a_comment_exit_n_expects_that_exit_status():
+    """`python -m migrate status  # exit 3: PENDING`: status is a deploy gate (step 3)."""
+    from tutorial_kit.readme import Command
+
+    assert Command(1, "python -m migrate status", "exit 3: PENDING, 1: rev").expected_status == 3
+    assert Command(1, "python -m migrate status", "Pending: 1").expected_status is None
+    assert Command(1, "python -m migrate status", "exits early").expected_status is None
+
+
 def test_split_comment_respects_quotes():
     assert split_comment("echo '#not' # yes") == ("echo '#not'", "yes")
     assert split_comment("echo a#b") == ("echo a#b", "")

@@ -143,12 +143,12 @@ class Recorder:
         self.lock_wait_retries = lock_wait_retries
         self.order = list(reversed(list(script.walk_revisions())))  # oldest first (one head)
         self.ids = [s.revision for s in self.order]
-        self.started = time.monotonic()
         self.signal: str | None = None  # SIGINT or SIGTERM, once received
         self.cancelled = False  # the running statement was cancelled with KILL QUERY
         self._new_revision()
 
     def _new_revision(self) -> None:
+        self.started = time.monotonic()
         self.revision: Script | None = None  # the revision running now
         self.row_id: int | None = None
         self.skip = 0  # statements a previous attempt applied: checked and skipped
@@ -357,8 +357,8 @@ class Recorder:
                 return True
             except Exception as exc:
                 code = exc.args[0] if exc.args else None
-                if code != 1205 or attempt == self.lock_wait_retries:
-                    raise
+                if code != 1205 or attempt == self.lock_wait_retries or self.signal:
+                    raise  # not a metadata lock's timeout, the last try, or Ctrl-C meanwhile
             pause = 2 ** attempt
             print(f"Waited {self.lock_wait_timeout} s for a metadata lock on "
                   f"{', '.join(sorted(tables(statement))) or 'the table'}, held by "

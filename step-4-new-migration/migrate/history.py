@@ -34,9 +34,10 @@ from sqlalchemy import (
     BigInteger, Column, Connection, DateTime, Integer, MetaData, String, Table, Text, event,
     inspect, select,
 )
+from sqlalchemy.dialects.mysql import LONGTEXT
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
-from .sql import commits_implicitly, keyword, reads_only, tables
+from .sql import IMPLICIT_COMMIT, READS, keyword, parse, tables
 
 VERSION_TABLE = "alembic_version"
 HISTORY_TABLE = "alembic_history"
@@ -58,13 +59,14 @@ history = Table(
     Column("executed_at", DateTime, nullable=False),  # UTC
     Column("execution_ms", Integer, nullable=False),
     Column("statements", Integer, nullable=False),  # how many are applied (Atlas's `applied`)
-    Column("hashes", Text, nullable=False),  # the running SHA-256 after each one, space apart
+    # LONGTEXT: a data revision of thousands of statements outgrows TEXT's 64 KB.
+    Column("hashes", LONGTEXT, nullable=False),  # the running SHA-256 after each, space apart
     Column("checksum", String(64), nullable=False),  # sha256 of the revision file
-    Column("applied_sql", Text, nullable=False),  # the statements applied, ";\n" apart
-    Column("running_sql", Text),  # a DDL statement started and not (yet) confirmed done
+    Column("applied_sql", LONGTEXT, nullable=False),  # the statements applied, ";\n" apart
+    Column("running_sql", LONGTEXT),  # a DDL statement started and not (yet) confirmed done
     Column("running_hash", String(64)),  # the running hash once it is done
     Column("connection_id", BigInteger),  # the MySQL connection that ran it
-    Column("failed_sql", Text),
+    Column("failed_sql", LONGTEXT),
     Column("error", Text),
 )
 
@@ -298,7 +300,8 @@ class Recorder:
 
     def _before(self, conn, cursor, statement, parameters, context, executemany) -> None:
         self.action = None
-        if not changes(statement):
+        changing, ddl = classify(statement)
+        if not changing:
             return
         if self.signal:
             raise Interrupted()
@@ -318,7 +321,6 @@ class Recorder:
             self.action = ("skip",)
             return
         running = chain(self.hashes[-1] if self.hashes else "", statement, parameters)
-        ddl = commits_implicitly(statement)
         if ddl:  # record, committed, that it starts: MySQL commits it whenever it is done
             self._save(self.row_id, running_sql=statement.strip(), running_hash=running)
             self._commit()
@@ -332,7 +334,13 @@ class Recorder:
         self.hashes.append(running)
         self.applied.append(sql)
         # A data statement: this UPDATE commits with it. A DDL statement: committed now.
-        self._save(self.row_id, running_sql=None, running_hash=None, **self._progress())
+        # Appended on the server: the statements so far are not sent again each time.
+        with self._cursor() as cursor:
+            cursor.execute(
+                f"UPDATE {HISTORY_TABLE} SET statements = %s, running_sql = NULL, "
+                "running_hash = NULL, hashes = CONCAT(hashes, IF(hashes = '', '', ' '), %s), "
+                "applied_sql = CONCAT(applied_sql, IF(applied_sql = '', '', ';\n'), %s) "
+                "WHERE id = %s", [len(self.hashes), running, sql, self.row_id])
         if ddl:
             self._commit()
 
@@ -560,8 +568,19 @@ def lock_holders(dbapi, own_id: int | None) -> str:
         for id_, user, _, info, age in found[:3])
 
 
+def classify(statement: str) -> tuple[bool, bool]:
+    """(whether the statement is one of the revision's changes, whether MySQL commits
+    implicitly around it), from one parse. A change is not a read, not a SET of a session
+    variable (it must run again in a rerun's session), not Alembic's bookkeeping."""
+    try:
+        trees = parse(statement)
+    except ValueError:  # not SQL at all: MySQL will say so; count it as the revision's
+        trees = []
+    word = keyword(trees[0]) if trees else ""
+    named = {name for tree in trees for name in tables(tree)}
+    changing = word not in READS and word != "SET" and not named & set(BOOKKEEPING)
+    return changing, word in IMPLICIT_COMMIT
+
+
 def changes(statement: str) -> bool:
-    """A statement of the revision that changes the database: not a read, not a SET of a
-    session variable (it must run again in a rerun's session), not Alembic's bookkeeping."""
-    return not reads_only(statement) and keyword(statement) != "SET" \
-        and not tables(statement) & set(BOOKKEEPING)
+    return classify(statement)[0]

@@ -185,3 +185,29 @@ def test_an_alter_waits_for_a_metadata_lock_no_longer_than_the_timeout(step, dat
     rerun = run(app, "-m", "migrate", "upgrade", database_url=database_url)
     assert rerun.returncode == 0, rerun.stderr
     assert "nickname" in columns(db)
+
+
+@pytest.mark.parametrize("how", ["migrate", "alembic"])
+def test_ctrl_c_while_waiting_for_the_migration_lock_is_one_line(step, database_url, db, how):
+    app = managed_production(step, database_url, db)
+    write_revision(app, "add_nickname", """op.add_column("users", sa.Column("nickname", sa.String(40)))""",
+                   rev="30000101000000", down=initialize_revision(app))
+    holder = connect(database_url)
+    with holder.cursor() as cur:
+        cur.execute("SELECT GET_LOCK(%s, 0)", [f"migrate:{database_url.database}"[:64]])
+    command = ["-m", "migrate", "upgrade"] if how == "migrate" else ["-m", "alembic", "upgrade", "head"]
+    process = subprocess.Popen([sys.executable, *command], cwd=app, env=step_env(database_url),
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = ""
+        while "Waiting for another process's migration" not in line:
+            line = process.stderr.readline()
+            assert line, "it never waited"
+        process.send_signal(signal.SIGINT)
+        result = finished(process)
+    finally:
+        holder.close()
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+    [last] = [l for l in result.stderr.strip().splitlines() if not l.startswith("INFO ")]
+    assert last.startswith("error: stopped by Ctrl-C while no revision was running"), last
+    assert "nickname" not in columns(db) and history(db)[-1][0] != "30000101000000"

@@ -282,3 +282,6 @@ if __name__ == "__main__":
         # Python's own advice: point stdout at nothing, so the exit does not fail a second time.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         sys.exit(1)
+    except KeyboardInterrupt:  # during a revision env.py says what it stopped; here none ran
+        sys.exit("error: stopped by Ctrl-C while no revision was running: see "
+                 "`python -m migrate status`")

@@ -108,7 +108,11 @@ def run_migrations_online() -> None:
 
 
 check_directory(context.script)  # the same refusals as `python -m migrate upgrade`
-if context.is_offline_mode():
-    run_migrations_offline()
-else:
-    run_migrations_online()
+try:
+    if context.is_offline_mode():
+        run_migrations_offline()
+    else:
+        run_migrations_online()
+except KeyboardInterrupt:  # during a revision the history says what stopped; here none ran
+    raise SystemExit("error: stopped by Ctrl-C while no revision was running (waiting for the "
+                     "migration lock?): see `python -m migrate status`") from None

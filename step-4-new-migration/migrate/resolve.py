@@ -40,10 +40,13 @@ def settle(connection: Connection, row) -> None:
     else:
         changed = sorted(k for k in live.keys() | after.keys() | before.keys()
                          if live.get(k) not in (before.get(k), after.get(k)))
+        first = changed[0] if changed else ""
+        seen = (f"; {first}: here {live.get(first, 'missing')}, before it "
+                f"{before.get(first, 'missing')}, after it {after.get(first, 'missing')}") if first else ""
         raise SystemExit(
             f"error: {where}: table(s) {', '.join(sorted(names))} match neither the schema before "
-            f"it nor the one after it (check {', '.join(changed[:3]) or 'them'}); make them one or "
-            "the other by hand, then run `python -m migrate upgrade` again"
+            f"it nor the one after it (check {', '.join(changed[:3]) or 'them'}{seen}); make them "
+            "one or the other by hand, then run `python -m migrate upgrade` again"
         )
     values = dict(running_sql=None, running_hash=None)
     if took_effect:
@@ -63,6 +66,13 @@ def only(schema: dict[str, str], names: set[str]) -> dict[str, str]:
         name = key.split(" of ")[-1] if " of " in key else key.split(" ", 1)[-1]
         return name.split(".")[0].lower()
     return {k: v for k, v in schema.items() if table(k.removeprefix("foreign ")) in names}
+
+
+def look(connection: Connection, names: set[str]) -> dict[str, str]:
+    """The tables in `names` as they are now: a fresh transaction, since MySQL's repeatable
+    read would otherwise show the data dictionary as the previous look saw it."""
+    connection.rollback()
+    return only(describe(connection), names)
 
 
 def replay(production: Connection, revision: str, index: int, statement: str,
@@ -85,12 +95,12 @@ def replay(production: Connection, revision: str, index: int, statement: str,
                     if sql.strip() != statement:
                         found["problem"] = f"its statement {index + 1} is now `{shorten(sql, 60)}`"
                         raise ValueError(found["problem"])  # stops the replay
-                    found["before"] = only(describe(looker), names)
+                    found["before"] = look(looker, names)
                 seen += 1
 
         def after(conn, cursor, sql, parameters, context, executemany):
             if seen == index + 1 and "after" not in found and "before" in found:
-                found["after"] = only(describe(looker), names)
+                found["after"] = look(looker, names)
 
         event.listen(dev_connection, "before_cursor_execute", before)
         event.listen(dev_connection, "after_cursor_execute", after)

@@ -71,13 +71,19 @@ def test_tutorial_runs_every_step_then_every_notebook_in_order(tutorial):
 @pytest.mark.parametrize("step", READMES)
 def test_every_command_of_the_step_readme_ran(tutorial, step):
     # Each runnable command of the README, in order, in that step's part of the transcript.
-    part = tutorial.transcript.split(f"=== {step}: the commands of")[1].split(f"=== {step}: ok")[0]
-    position = 0
+    # The `<!-- follow along -->` blocks in the my-app/ route's part, the others in the step's.
+    transcript = tutorial.transcript
+    parts = {
+        False: transcript.split(f"=== {step}: the commands of")[1].split(f"=== {step}: ok")[0],
+        True: transcript.split("=== follow along:")[1].split("=== follow along: ok")[0],
+    }
+    position = {False: 0, True: 0}
     for block in parse(REPO / step / "README.md"):
         for command in [] if block.not_run else block.commands:
-            found = part.find(f"]$ {command.text}\n", position)  # [step]$ or [step/dir]$
+            # [step]$, [step/dir]$, [step/my-app]$
+            found = parts[block.follow].find(f"]$ {command.text}\n", position[block.follow])
             assert found >= 0, f"{step}/README.md:{command.line}: {command.text!r} did not run"
-            position = found + 1
+            position[block.follow] = found + 1
 
 
 @on_the_tutorial

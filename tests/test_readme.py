@@ -44,11 +44,16 @@ docker compose up -d
 python main.py
 ```
 
+<!-- follow along -->
+```sh
+python -m tutorial_kit follow step
+```
+
 ```python
 print("never run: not a shell block")
 ```
 """)
-    first, skipped, after = parse(tmp_path / "step" / "README.md")
+    first, skipped, after, follow = parse(tmp_path / "step" / "README.md")
     assert [c.text for c in first.commands] == [
         "python -m pip install -r requirements.txt",
         "export DATABASE_URL=mysql+pymysql://root:pass@127.0.0.1:3306/app",
@@ -60,7 +65,8 @@ print("never run: not a shell block")
     assert first.commands[0].skipped and not first.commands[2].skipped
     assert first.commands[3].line == 9
     assert skipped.not_run == "needs Docker" and skipped.run_after == ()
-    assert after.run_after == ("before",) and after.not_run is None
+    assert after.run_after == ("before",) and after.not_run is None and not after.follow
+    assert follow.follow and [c.text for c in follow.commands] == ["python -m tutorial_kit follow step"]
 
 
 def test_a_comment_exit_n_expects_that_exit_status():
@@ -82,6 +88,7 @@ def test_split_comment_respects_quotes():
     "directive, message",
     [
         ("<!-- run before: start -->", "unknown directive"),
+        ("<!-- follow along: start -->", "unknown directive"),
         ("<!-- run after: nowhere -->", r"no step folder \['nowhere'\]"),
     ],
 )

@@ -1,4 +1,5 @@
-"""`python -m tutorial_kit serve` (or `make server`): a MySQL server to follow the tutorial by hand.
+"""`python -m tutorial_kit serve` (or `make server`): a MySQL server to follow the tutorial by hand;
+`python -m tutorial_kit follow | check | fill | reset`: your own copy, my-app/ (tutorial_kit.follow).
 
 It finds a server the kit's usual way (DATABASE_URL, the compose service, a container, a local
 mysqld/mariadbd), creates the `app` and `dev` databases on it, and prints the two `export` lines
@@ -19,9 +20,12 @@ from tutorial_kit.steps import url_text
 DATABASES = {"DATABASE_URL": "app", "DEV_DATABASE_URL": "dev"}
 
 
+USAGE = "python -m tutorial_kit serve | follow STEP | check | fill NAME | reset"
+
+
 class Parser(argparse.ArgumentParser):
     def error(self, message: str):  # one line, not argparse's usage block
-        self.exit(2, f"error: {message} (usage: python -m tutorial_kit serve)\n")
+        self.exit(2, f"error: {message} (usage: {USAGE})\n")
 
 
 def export_lines(server: Server, *, started: bool) -> list[str]:
@@ -67,10 +71,25 @@ def serve() -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = Parser(prog="python -m tutorial_kit", description=__doc__.splitlines()[0])
-    parser.add_argument("command", choices=["serve"], help="start (or find) a server and print its export lines")
-    parser.parse_args(argv)
-    return serve()
+    from tutorial_kit import follow
+
+    parser = Parser(prog="python -m tutorial_kit", description="The tutorial's own commands.",
+                    epilog=follow.__doc__.split("\n\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
+                                     parser_class=Parser)
+    commands.add_parser("serve", help="start (or find) a MySQL server, print its export lines, "
+                        "run until Ctrl-C (make server)")
+    step = commands.add_parser("follow", help="start my-app/ (STEP=start), or bring in the hand-"
+                               "written changes of STEP")
+    step.add_argument("step", metavar="STEP", help="start, step-1-versioned, ... step-6-verify-safety")
+    commands.add_parser("check", help="compare my-app's revisions with its step's: the same operations?")
+    name = commands.add_parser("fill", help="write the step's hand-written body into your revision NAME")
+    name.add_argument("name", metavar="NAME", help="the revision's name, e.g. seed_users")
+    commands.add_parser("reset", help="remove my-app/ and empty the app and dev databases")
+    args = parser.parse_args(argv)
+    if args.command == "serve":
+        return serve()
+    return follow.run(args.command, getattr(args, "step", None) or getattr(args, "name", None))
 
 
 if __name__ == "__main__":

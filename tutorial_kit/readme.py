@@ -20,12 +20,22 @@ Where a block starts from
     `make tutorial`, which walks every step anyway, a block after one step takes over the
     databases that step's own walk left instead (see Handoff).
 
+The other route: your own copy
+    `<!-- follow along -->` just before the fence marks a block of the route where the reader
+    keeps one copy of the app, my-app/, from start to step 6 (tutorial_kit.follow). The step's
+    walk leaves these blocks out; `follow_along()` walks them, every step's in order, as one
+    reader in one terminal: from the repository's root (or a folder standing for it, where
+    my-app/ is made), with one `app` database from the first block to the last.
+
 How each line runs
     - Blank lines and `# comment` lines are skipped; a line ending in `\\` goes on on the next.
     - `python -m pip install ...` (or `pip install ...`) is skipped: .venv has the pins.
-    - `export DATABASE_URL=...` and `export DEV_DATABASE_URL=...` point the variable at this
-      run's `app` and `dev` database instead of the URL written (the kit's server, not
-      127.0.0.1:3306). Any other `export NAME=VALUE` is set as written.
+    - DATABASE_URL and DEV_DATABASE_URL are set from the start to this run's `app` and `dev`
+      databases, as the reader exported them once for their server's route (the README's "A
+      MySQL server"): a step README's blocks do not export them. Where a block does,
+      `export DATABASE_URL=...` and `export DEV_DATABASE_URL=...` point the variable at this
+      run's `app` and `dev` database instead of the URL written. Any other
+      `export NAME=VALUE` is set as written.
     - `cd DIR` changes the folder for the lines after it.
     - Anything else runs in bash, in the copied folder, where `python` is the kit's Python; it
       must exit 0. It reads nothing from the terminal (stdin is empty): a command that asks a
@@ -42,7 +52,7 @@ import re
 import shlex
 import shutil
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -56,6 +66,7 @@ RUN_LANGUAGES = {"sh", "bash"}
 DATABASE_VARIABLES = {"DATABASE_URL": "app", "DEV_DATABASE_URL": "dev"}
 _PIP = re.compile(r"^(python3? -m )?pip3? install\b")
 _DIRECTIVE = re.compile(r"^<!--\s*(not run|run after)\s*:\s*(.*?)\s*-->$", re.DOTALL)
+_FOLLOW = re.compile(r"^<!--\s*follow along\s*-->$")
 
 
 class ReadmeError(Exception):
@@ -90,6 +101,7 @@ class Block:
     commands: tuple[Command, ...]
     not_run: str | None = None  # the reason, when `<!-- not run: ... -->`
     run_after: tuple[str, ...] = ()  # the steps of `<!-- run after: ... -->`
+    follow: bool = False  # `<!-- follow along -->`: a block of the my-app/ route
 
 
 def split_comment(line: str) -> tuple[str, str]:
@@ -119,15 +131,17 @@ def parse(readme: Path) -> list[Block]:
         if token.type != "fence" or (token.info.split() or [""])[0] not in RUN_LANGUAGES:
             continue
         start = token.map[0] + 1  # 1-based line of the fence
-        not_run, run_after = None, ()
+        not_run, run_after, follow = None, (), False
         before = tokens[index - 1] if index else None
         comment = before.content.strip() if before is not None and before.type == "html_block" else ""
-        if comment and before.map[1] == token.map[0] and re.search(r"\brun\b", comment):
+        if comment and before.map[1] == token.map[0] and _FOLLOW.match(comment):
+            follow = True
+        elif comment and before.map[1] == token.map[0] and re.search(r"\b(run|follow)\b", comment):
             found = _DIRECTIVE.match(comment)
             if found is None:
                 raise ReadmeError(
-                    f"{readme}:{before.map[0] + 1}: unknown directive {comment!r}; "
-                    "use <!-- not run: REASON --> or <!-- run after: STEP ... -->"
+                    f"{readme}:{before.map[0] + 1}: unknown directive {comment!r}; use "
+                    "<!-- not run: REASON -->, <!-- run after: STEP ... --> or <!-- follow along -->"
                 )
             kind, value = found.groups()
             if kind == "not run":
@@ -138,7 +152,9 @@ def parse(readme: Path) -> list[Block]:
                 missing = [s for s in run_after if not (root / s / "README.md").is_file()]
                 if missing or not run_after:
                     raise ReadmeError(f"{readme}:{before.map[0] + 1}: no step folder {missing}")
-        blocks.append(Block(start, tuple(_commands(token.content, start + 1)), not_run, run_after))
+        blocks.append(
+            Block(start, tuple(_commands(token.content, start + 1)), not_run, run_after, follow)
+        )
     return blocks
 
 
@@ -229,7 +245,8 @@ class ReadmeRun:
 
     def __init__(
         self, server: Server, work: Path, say: Callable[[str], None] = print, root: Path = REPO,
-        handoff: Handoff | None = None,
+        handoff: Handoff | None = None, *, in_place: bool = False,
+        environ: dict[str, str] | None = None,
     ):
         self.server = server
         self.work = work
@@ -237,6 +254,27 @@ class ReadmeRun:
         self.root = root  # where the step folders are
         self.bin = python_on_path(work / ".bin")
         self.handoff = handoff
+        self.in_place = in_place  # run in the step folders themselves, not in copies
+        self.environ = environ or {}  # more variables for every command
+
+    def follow_along(self, steps: Iterable[str], where: Path) -> None:
+        """The `<!-- follow along -->` blocks of every step, in order, as one reader types them
+        in one terminal: starting in `where` (the repository's root, for a reader), with one
+        `app` database from the first block to the last, and my-app/ in `where`."""
+        databases = Databases(self.server)
+        where.mkdir(parents=True, exist_ok=True)
+        env: dict[str, str] = {"TUTORIAL_MY_APP": str(where / "my-app")}
+        cwd = where
+        try:
+            databases.fresh()
+            for name in steps:
+                readme = self.root / name / "README.md"
+                for block in parse(readme):
+                    if block.follow:
+                        for command in block.commands:
+                            cwd = self._run(name, where, cwd, command, env, databases, readme)
+        finally:
+            databases.drop()
 
     def step(self, name: str) -> None:
         """Every runnable block of `name`/README.md, in a fresh copy, on fresh databases."""
@@ -255,8 +293,11 @@ class ReadmeRun:
 
     def _walk(self, name: str, dest: Path, databases: Databases, depth: int) -> None:
         readme = self.root / name / "README.md"
-        shutil.rmtree(dest / name, ignore_errors=True)
-        folder = copy_step(name, dest, root=self.root)
+        if self.in_place:
+            folder = self.root / name
+        else:
+            shutil.rmtree(dest / name, ignore_errors=True)
+            folder = copy_step(name, dest, root=self.root)
         env: dict[str, str] = {}  # what the README exported so far
         cwd = folder
         for number, block in enumerate(parse(readme), 1):
@@ -264,6 +305,8 @@ class ReadmeRun:
             if block.not_run:
                 self.say(f"# {where}: not run ({block.not_run})")
                 continue
+            if block.follow:
+                continue  # the my-app/ route: follow_along() walks it
             if block.run_after and self._handed(block.run_after, depth):
                 [other] = block.run_after
                 self.say(f"# {where}: the databases {other}'s walk left (its commands are above)")
@@ -300,10 +343,14 @@ class ReadmeRun:
             if not target.is_dir():
                 raise ReadmeError(f"{where}: no folder {words[1]!r}")
             return target
+        # The reader has exported the two URLs of their server's route once (the README's "A
+        # MySQL server"): they are this run's `app` and `dev`, unless a block exports others.
         values = {
-            k: url_text(databases.urls[v]) if k in DATABASE_VARIABLES else v for k, v in env.items()
+            k: url_text(databases.urls[v]) if k in DATABASE_VARIABLES else v
+            for k, v in {**DATABASE_VARIABLES, **env}.items()
         }
-        process_env = {**step_env(), **values, "PATH": f"{self.bin}{os.pathsep}{os.environ['PATH']}"}
+        process_env = {**step_env(), **self.environ, **values,
+                       "PATH": f"{self.bin}{os.pathsep}{os.environ['PATH']}"}
         result = subprocess.run(
             ["bash", "-c", command.text], cwd=cwd, env=process_env, stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=300,

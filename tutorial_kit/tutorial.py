@@ -1,6 +1,8 @@
 """`make tutorial`: every step's README, then every notebook, against one MySQL.
 
-Each step's README shell blocks run as a reader types them (see tutorial_kit.readme for the
+First the route where the reader follows along in a copy of their own (my-app/, the READMEs'
+`<!-- follow along -->` blocks, from start to step 6, in one walk), then each step's other
+README shell blocks, as a reader types them (see tutorial_kit.readme for the
 convention), in a copy of the step folder under the build folder, against databases of its
 own; the transcript is saved to build/transcript.txt. The notebooks are executed into
 build/notebooks/ as .ipynb and HTML.
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import sys
 import time
 from collections.abc import Callable
@@ -33,6 +36,22 @@ def walk_step(server: Server, build: Path, name: str, handoff: Handoff) -> list[
         ReadmeRun(server, build / "steps", lines.append, handoff=handoff).step(name)
     except ReadmeError as exc:
         exc.transcript = lines  # what ran up to the failure, for the reader
+        raise
+    lines.append(f"=== {name}: ok in {time.perf_counter() - started:.1f} s")
+    return lines
+
+
+def follow_along(server: Server, build: Path, steps: list[str]) -> list[str]:
+    """The my-app/ route: every step README's `<!-- follow along -->` blocks, in one walk."""
+    name = "follow along"
+    lines = [f"\n=== {name}: your own copy, build/follow/my-app, from start to step 6"]
+    started = time.perf_counter()
+    where = build / "follow"
+    shutil.rmtree(where, ignore_errors=True)
+    try:
+        ReadmeRun(server, build / "steps", lines.append).follow_along(steps, where)
+    except ReadmeError as exc:
+        exc.transcript = lines
         raise
     lines.append(f"=== {name}: ok in {time.perf_counter() - started:.1f} s")
     return lines
@@ -94,8 +113,10 @@ def main(argv: list[str] | None = None) -> int:
         for block in parse(REPO / name / "README.md")
         if len(block.run_after) == 1 and block.run_after[0] in steps
     )
+    # The longest walk first: the my-app/ route goes through every step, one after the other.
     jobs: list[tuple[str, Callable[[], list[str]]]] = [
-        ("step", lambda name=name: walk_step(server, build, name, handoff)) for name in steps
+        ("step", lambda: follow_along(server, build, steps)),
+        *(("step", lambda name=name: walk_step(server, build, name, handoff)) for name in steps),
     ]
     if not args.skip_notebooks:
         from tutorial_kit.notebooks import sources

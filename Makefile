@@ -42,12 +42,15 @@ sync: $(VENV)/.installed
 	$(BIN)/jupytext --sync notebooks/[0-9]*.py
 
 # scripts/install.py shows pip's progress, not its log (the whole log only if pip fails).
+# A .venv made by hand (the README's own commands) with every pin installed is kept as it is.
 $(VENV)/.installed: requirements.txt pyproject.toml
-	@echo "==> Creating $(VENV) and installing the pinned requirements (a minute the first time)"
-	@$(PYTHON) -m venv $(VENV)
-	@$(BIN)/python -m pip install --quiet --upgrade pip
-	@$(BIN)/python scripts/install.py -r requirements.txt -e .
-	@touch $@
+	@if [ -x $(BIN)/python ] && $(BIN)/python scripts/install.py --check requirements.txt; then \
+		touch $@; exit 0; fi; \
+	echo "==> Creating $(VENV) and installing the pinned requirements (a minute the first time)"; \
+	$(PYTHON) -m venv $(VENV) && \
+	$(BIN)/python -m pip install --quiet --upgrade pip && \
+	$(BIN)/python scripts/install.py -r requirements.txt -e . && \
+	touch $@
 
 clean:
 	rm -rf build .pytest_cache

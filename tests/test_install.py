@@ -38,3 +38,14 @@ def test_a_failing_pip_shows_its_log_and_one_error_line(tmp_path):
     )
     assert assert_clean_failure(result).startswith("error: pip failed (exit 1)")
     assert "none.txt" in result.stdout  # pip's own words, for the reader to act on
+
+
+def test_a_venv_with_every_pin_is_taken_as_it_is(tmp_path):
+    # `make`'s stamp rule asks this first: a .venv made with the README's own commands is kept.
+    script = str(repo_root() / "scripts" / "install.py")
+    check = lambda path: subprocess.run([sys.executable, script, "--check", str(path)]).returncode
+    assert check(repo_root() / "requirements.txt") == 0
+    (tmp_path / "other.txt").write_text("# a comment\nSQLAlchemy==0.1  # not this one\n")
+    assert check(tmp_path / "other.txt") == 1
+    (tmp_path / "absent.txt").write_text("no-such-package-here[extra]==1.0\n")
+    assert check(tmp_path / "absent.txt") == 1

@@ -1,5 +1,7 @@
 """The demo app. It creates its own tables at start-up: automatic migration."""
 
+import sys
+
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
@@ -44,4 +46,13 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    if sys.argv[1:] in (["-h"], ["--help"]):
+        print(f"usage: python main.py (its database: DATABASE_URL)\n\n{__doc__}")
+        sys.exit(0)
+    if sys.argv[1:]:
+        sys.exit("error: main.py takes no arguments; its database comes from DATABASE_URL")
+    try:
+        main()
+    except KeyboardInterrupt:  # Ctrl-C: one line, not a traceback
+        print("main.py: interrupted", file=sys.stderr)
+        sys.exit(130)

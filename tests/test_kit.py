@@ -413,7 +413,7 @@ def test_a_killed_tutorial_leaves_no_server_behind(short_tmp):
 
 @pytest.mark.parametrize("args, message", [
     (["serve"], f"error: no MySQL server found: {kit.HOW_TO_GET_ONE}"),
-    (["start"], "error: argument command: invalid choice: 'start' (choose from serve)"),
+    (["start"], "error: argument COMMAND: invalid choice: 'start' (choose from 'serve', 'follow'"),
 ])
 def test_serve_explains_in_one_line(tmp_path, args, message):
     env = {**_local_only_env(tmp_path), "PATH": "/nonexistent"}

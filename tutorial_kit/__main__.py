@@ -9,6 +9,11 @@ stops and removes its data; it also goes when this command is killed (tutorial_k
 
 from __future__ import annotations
 
+if __name__ == "__main__":  # before the imports below: a Ctrl-C while they load is one line too
+    from tutorial_kit.interrupt import until_ready
+
+    until_ready("python -m tutorial_kit")
+
 import argparse
 import signal
 import sys

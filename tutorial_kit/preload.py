@@ -273,6 +273,12 @@ def address() -> str | None:
     return _started["address"]
 
 
+def own_pid() -> int | None:
+    """The preloader this process started, if it did."""
+    process = _started.get("process")
+    return process.pid if process is not None else None
+
+
 def _stop(process) -> None:
     """At exit: end the preloader and wait for it, so that it is not left to init to reap (and
     its CPU time is counted where it was spent: `make bench` reads it)."""

@@ -37,6 +37,11 @@ def watch(server: Server) -> None:
     ))
 
 
+def pids() -> list[int]:
+    """The watchers this process started."""
+    return [watcher.pid for watcher in _watchers]
+
+
 def _runs_in(pid: int, workdir: Path) -> bool:
     """Whether process `pid` is still the server of `workdir` (and not a reused pid)."""
     try:

@@ -13,16 +13,26 @@ per core, at least two); what each printed is reported in the tutorial's order.
 
 from __future__ import annotations
 
+if __name__ == "__main__":  # before the imports below: a Ctrl-C while they load is one line too
+    from tutorial_kit.interrupt import until_ready
+
+    until_ready("make tutorial")
+
 import argparse
 import os
 import shutil
+import signal
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
+from typing import NoReturn
 
+from tutorial_kit.interrupt import exit_status, ready
 from tutorial_kit.mysql import NoServerError, Server, find_server
+from tutorial_kit import preload, reaper
 from tutorial_kit.reaper import watch
 from tutorial_kit.readme import Handoff, ReadmeError, ReadmeRun, parse
 from tutorial_kit.steps import REPO, STEPS, build_dir, lazy_ca_certificates
@@ -67,7 +77,9 @@ def run_notebook(server: Server, build: Path, source: Path) -> list[str]:
 
 def run_jobs(jobs, workers: int, server: Server, build: Path) -> int:
     """Run the jobs side by side; print what each printed, in order. 1 when a step failed."""
-    with ThreadPoolExecutor(workers) as pool, (build / "transcript.txt").open("w") as log:
+    # Not `with ThreadPoolExecutor`: on Ctrl-C its exit would wait for every running job.
+    pool = ThreadPoolExecutor(workers)
+    with (build / "transcript.txt").open("w") as log:
         print(f"MySQL: {server.source}; {len(jobs)} steps and notebooks, {workers} at a time",
               flush=True)
         futures: list[Future[list[str]]] = [pool.submit(job) for _, job in jobs]
@@ -81,11 +93,13 @@ def run_jobs(jobs, workers: int, server: Server, build: Path) -> int:
                 print(f"error: {exc}", file=sys.stderr, flush=True)
                 for other in futures:
                     other.cancel()
+                pool.shutdown()
                 return 1
             for line in lines:
                 print(line, flush=True)
                 if kind == "step":
                     log.write(line + "\n")
+    pool.shutdown()
     return 0
 
 
@@ -97,12 +111,75 @@ def main(argv: list[str] | None = None) -> int:
     build = build_dir()
     build.mkdir(parents=True, exist_ok=True)
     lazy_ca_certificates()  # for this process's connections and the kernels' (see there)
+    # The run's temporary files (the kernels' connection files, ...) go in the build folder,
+    # not in /tmp or the home folder: a run stopped by Ctrl-C removes them in one go, without
+    # waiting for their owners. (The server the kit starts has its folder in /tmp: see
+    # mysql.server_workdir_parent; it is removed with the server.)
+    scratch = build / "tmp"
+    shutil.rmtree(scratch, ignore_errors=True)
+    scratch.mkdir()
+    os.environ["TMPDIR"] = os.environ["JUPYTER_RUNTIME_DIR"] = str(scratch)
+    tempfile.tempdir = None  # read TMPDIR again
+    # A Ctrl-C while the server starts waits until it has (a second or so), so that it is
+    # stopped, and its folder removed, rather than left half-started.
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
     try:
         server = find_server()
     except NoServerError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     watch(server)  # a server started here goes, with its data, even if this run is killed
+    try:
+        ready()  # Ctrl-C is KeyboardInterrupt again, handled below
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})  # a waiting Ctrl-C lands now
+        return run(args, build, server)
+    except KeyboardInterrupt:
+        interrupted(server)
+
+
+def interrupted(server: Server) -> NoReturn:
+    """Ctrl-C: one line, the server stopped (or the run's databases dropped), out at once.
+
+    The steps' commands got the Ctrl-C too (they are in the terminal's process group); the
+    preloader ends, with the notebook kernels it forked, when this process does. Waiting for
+    the jobs' threads would take as long as their steps and notebooks: they are left to end
+    with the process.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C does not cut the clean-up
+    sys.stdout.flush()
+    print("make tutorial: interrupted; stopped.", file=sys.stderr, flush=True)
+    try:
+        end_children(keep={server.pid, *reaper.pids(), preload.own_pid()})
+        shutil.rmtree(build_dir() / "tmp", ignore_errors=True)
+        if server.pid is not None:
+            server.stop()  # its data folder goes with it
+        else:  # a server of yours: only the databases this run made
+            for name in list(server.made):
+                server.drop_database(server.url.set(database=name))
+    finally:
+        os._exit(exit_status())
+
+
+def end_children(keep: set[int | None]) -> None:
+    """Kill this process's children but `keep` (Linux: read from /proc; elsewhere, nothing).
+
+    The steps' commands and the notebooks' kernels (or the shims they run through), which
+    would otherwise go on, or report, one by one, that the preloader went.
+    """
+    me = os.getpid()
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            parent = int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        if parent == me and int(proc.name) not in keep:
+            try:
+                os.kill(int(proc.name), signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+
+def run(args, build: Path, server: Server) -> int:
     started = time.perf_counter()
     steps = [name for name in STEPS if (REPO / name / "README.md").is_file()]
     # A step whose README goes on from another's takes over the databases that one's walk

@@ -18,4 +18,8 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    try:
+        main(sys.argv[1:])
+    except KeyboardInterrupt:  # Ctrl-C: one line; what it made is gone (`finally` blocks)
+        print("python -m migrate: interrupted", file=sys.stderr)
+        sys.exit(130)

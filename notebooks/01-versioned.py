@@ -37,7 +37,38 @@ from tutorial_kit.notebook import Tutorial
 t = Tutorial("01-versioned")
 
 # %% [markdown]
-# ## What changed since `start/`
+# ## Run it
+#
+# The app is unchanged: it still creates its tables.
+
+# %%
+app = t.copy("step-1-versioned")
+db = t.database("step1")
+t.sh(app, "python main.py", database_url=db)
+
+# %% [markdown]
+# Alembic now runs from the folder. There is no revision yet, so history and heads are empty.
+# (`python -m alembic` works where the `alembic` script is not on `PATH`, as in a kernel.)
+
+# %%
+t.sh(app, "python -m alembic history", database_url=db)
+t.sh(app, "python -m alembic heads", database_url=db)
+t.sh(app, "python -m alembic current", database_url=db)
+
+# %% [markdown]
+# ## What MySQL holds
+#
+# `alembic current` looked for the version table and found none. The app's tables are still
+# create_all()'s, unrecorded:
+
+# %%
+t.sql(db, "SHOW TABLES")
+
+# %% [markdown]
+# Next: [02-generate](02-generate.ipynb) writes the first revision from the models.
+
+# %% [markdown]
+# ## How it works: what changed since `start/`
 #
 # Computed from the two folders as they are now (`diff -ruN start step-1-versioned`), file by
 # file:
@@ -88,34 +119,3 @@ step.show("migrations/script.py.mako", "migrations/versions/.gitkeep")
 
 # %%
 step.show("README.md", collapsed=True)
-
-# %% [markdown]
-# ## Run it
-#
-# The app is unchanged: it still creates its tables.
-
-# %%
-app = t.copy("step-1-versioned")
-db = t.database("step1")
-t.sh(app, "python main.py", database_url=db)
-
-# %% [markdown]
-# Alembic now runs from the folder. There is no revision yet, so history and heads are empty.
-# (`python -m alembic` works where the `alembic` script is not on `PATH`, as in a kernel.)
-
-# %%
-t.sh(app, "python -m alembic history", database_url=db)
-t.sh(app, "python -m alembic heads", database_url=db)
-t.sh(app, "python -m alembic current", database_url=db)
-
-# %% [markdown]
-# ## What MySQL holds
-#
-# `alembic current` looked for the version table and found none. The app's tables are still
-# create_all()'s, unrecorded:
-
-# %%
-t.sql(db, "SHOW TABLES")
-
-# %% [markdown]
-# Next: [02-generate](02-generate.ipynb) writes the first revision from the models.

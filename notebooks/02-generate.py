@@ -37,79 +37,6 @@ from tutorial_kit.notebook import Tutorial
 t = Tutorial("02-generate")
 
 # %% [markdown]
-# ## What changed since `step-1-versioned/`
-#
-# The planner, and the first revision it wrote (`diff -ruN step-1-versioned step-2-generate`):
-
-# %%
-step = t.changes("step-1-versioned", "step-2-generate")
-
-# %% [markdown]
-# ### `migrate/`: the tool, apart from the app
-#
-# The app stays `main.py`, `models.py` and `database.py`; the tooling lives in one package,
-# `migrate/`, run as `python -m migrate COMMAND`.
-
-# %%
-step.show("migrate/__init__.py", "migrate/__main__.py")
-
-# %% [markdown]
-# ### `migrate/generate.py`: the command
-#
-# `python -m migrate generate NAME` is `atlas migrate diff NAME`. It plans on a throwaway database, never
-# on the app's; asks before it writes a rename as a drop and an add (or, in a script, refuses
-# until `--rename` or `--drop` answers); proves the new revision runs before it reports success;
-# and records it in the checksum file.
-
-# %%
-step.show("migrate/generate.py")
-
-# %% [markdown]
-# ### `migrate/devdb.py`: the dev database
-#
-# Atlas's `--dev-url`. A throwaway database made beside the empty scratch database that
-# `DEV_DATABASE_URL` names (it refuses one that holds tables: that might be the app's), or a
-# MySQL 8.4 container when the variable is unset and Docker runs; dropped afterwards either way.
-
-# %%
-step.show("migrate/devdb.py")
-
-# %% [markdown]
-# ### `migrate/integrity.py` and `migrations/revisions.sum`: the checksum file
-#
-# Atlas's `atlas.sum`: a hash per revision file, each covering the files before it, and a first
-# line that sums them all. `generate` writes it; from step 3 on, a revision added, edited or
-# removed without re-hashing is refused before anything runs. Chained hashes make two branches
-# that each add a revision conflict in git, instead of merging into two heads.
-
-# %%
-step.show("migrate/integrity.py", "migrations/revisions.sum")
-
-# %% [markdown]
-# ### `requirements.txt`: the Docker SDK, for the container fallback
-
-# %%
-step.show("requirements.txt")
-
-# %% [markdown]
-# ### The first revision: `initialize`
-#
-# What `python -m migrate generate initialize` wrote, reviewed and committed: it creates both tables with
-# their keys, and drops them on the way down. It takes the place of `versions/.gitkeep`.
-
-# %%
-[initialize] = [name for name in step.files if name.endswith("_initialize.py")]
-step.show(initialize, "migrations/versions/.gitkeep")
-
-# %% [markdown]
-# ### `README.md`
-#
-# The step's own page, for a reader in a terminal (folded here: click to open).
-
-# %%
-step.show("README.md", collapsed=True)
-
-# %% [markdown]
 # ## How `initialize` was written
 #
 # In a copy of the folder, remove the revision and plan again. The planner creates a throwaway
@@ -191,3 +118,76 @@ t.show(renamed)
 # %% [markdown]
 # Always read a generated revision before committing it. Next: [03-apply](03-apply.ipynb) takes
 # the migrations to a production database that `create_all()` made.
+
+# %% [markdown]
+# ## How it works: what changed since `step-1-versioned/`
+#
+# The planner, and the first revision it wrote (`diff -ruN step-1-versioned step-2-generate`):
+
+# %%
+step = t.changes("step-1-versioned", "step-2-generate")
+
+# %% [markdown]
+# ### `migrate/`: the tool, apart from the app
+#
+# The app stays `main.py`, `models.py` and `database.py`; the tooling lives in one package,
+# `migrate/`, run as `python -m migrate COMMAND`.
+
+# %%
+step.show("migrate/__init__.py", "migrate/__main__.py")
+
+# %% [markdown]
+# ### `migrate/generate.py`: the command
+#
+# `python -m migrate generate NAME` is `atlas migrate diff NAME`. It plans on a throwaway database, never
+# on the app's; asks before it writes a rename as a drop and an add (or, in a script, refuses
+# until `--rename` or `--drop` answers); proves the new revision runs before it reports success;
+# and records it in the checksum file.
+
+# %%
+step.show("migrate/generate.py")
+
+# %% [markdown]
+# ### `migrate/devdb.py`: the dev database
+#
+# Atlas's `--dev-url`. A throwaway database made beside the empty scratch database that
+# `DEV_DATABASE_URL` names (it refuses one that holds tables: that might be the app's), or a
+# MySQL 8.4 container when the variable is unset and Docker runs; dropped afterwards either way.
+
+# %%
+step.show("migrate/devdb.py")
+
+# %% [markdown]
+# ### `migrate/integrity.py` and `migrations/revisions.sum`: the checksum file
+#
+# Atlas's `atlas.sum`: a hash per revision file, each covering the files before it, and a first
+# line that sums them all. `generate` writes it; from step 3 on, a revision added, edited or
+# removed without re-hashing is refused before anything runs. Chained hashes make two branches
+# that each add a revision conflict in git, instead of merging into two heads.
+
+# %%
+step.show("migrate/integrity.py", "migrations/revisions.sum")
+
+# %% [markdown]
+# ### `requirements.txt`: the Docker SDK, for the container fallback
+
+# %%
+step.show("requirements.txt")
+
+# %% [markdown]
+# ### The first revision: `initialize`
+#
+# What `python -m migrate generate initialize` wrote, reviewed and committed: it creates both tables with
+# their keys, and drops them on the way down. It takes the place of `versions/.gitkeep`.
+
+# %%
+[initialize] = [name for name in step.files if name.endswith("_initialize.py")]
+step.show(initialize, "migrations/versions/.gitkeep")
+
+# %% [markdown]
+# ### `README.md`
+#
+# The step's own page, for a reader in a terminal (folded here: click to open).
+
+# %%
+step.show("README.md", collapsed=True)

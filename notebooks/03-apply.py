@@ -40,99 +40,6 @@ from tutorial_kit.revisions import write_revision
 t = Tutorial("03-apply")
 
 # %% [markdown]
-# ## What changed since `step-2-generate/`
-#
-# `diff -ruN step-2-generate step-3-apply`, file by file:
-
-# %%
-step = t.changes("step-2-generate", "step-3-apply")
-
-# %% [markdown]
-# ### `main.py`: no more `create_all()`
-#
-# The app stops migrating itself. At start-up it checks that the database is at the head
-# revision, and exits with one line telling you to migrate when it is not.
-
-# %%
-step.show("main.py")
-
-# %% [markdown]
-# ### `migrate/revisions.py`: where a database stands
-#
-# The current revision, the head, what is pending, and whether the database holds the app's
-# tables without any migration history: what `main.py` and `python -m migrate` both ask.
-
-# %%
-step.show("migrate/revisions.py")
-
-# %% [markdown]
-# ### `migrate/__main__.py`: status, upgrade, baseline, hash
-#
-# `atlas migrate status`, `apply`, `apply --baseline` and `hash`. `upgrade` refuses a database
-# that `create_all()` made; `baseline` checks the schema before it stamps; `status` shows what
-# ran and what failed; all three check the checksum file first.
-
-# %%
-step.show("migrate/__main__.py")
-
-# %% [markdown]
-# ### `migrations/env.py`, `migrate/lock.py`, `migrate/history.py`, `migrate/resolve.py`, `alembic.ini`: plain Alembic made as safe, exactly once
-#
-# Every alembic command, `python -m alembic upgrade head` as much as `python -m migrate upgrade`,
-# checks the checksum file and the single head, runs under a MySQL named lock (`GET_LOCK`), so
-# replicas deploying at once migrate one at a time, and records each statement of each revision
-# in `alembic_history`, as Atlas's executor does in `atlas_schema_revisions`: a row before the
-# first statement, then a count and a running SHA-256 after each one. A data statement commits
-# with its bookkeeping; a DDL statement is recorded as starting, then as done. A rerun after a
-# failure, a kill or a crash skips (hash-checked) what is applied and goes on: no statement runs
-# twice. A DDL statement cut off between "starting" and "done" is settled on the dev database
-# (`resolve.py`). Each DDL statement waits at most `lock_wait_timeout` seconds (`alembic.ini`)
-# for a metadata lock, then is retried, naming who holds it.
-
-# %%
-step.show("migrations/env.py", "migrate/lock.py", "migrate/history.py", "migrate/resolve.py",
-          "alembic.ini")
-
-# %% [markdown]
-# ### `migrate/sql.py` and `requirements.txt`: SQL read as SQL
-#
-# MySQL commits before every `ALTER`, `CREATE`, `DROP`, `RENAME` or `TRUNCATE`, so the history
-# must know which statements of a failed revision stayed applied. It asks sqlglot's MySQL parser
-# what each statement is: a comment in front (`/* step 2 */ ALTER TABLE ...`) or quoting does not
-# fool it, as it would a look at the first word.
-
-# %%
-step.show("migrate/sql.py", "requirements.txt")
-
-# %% [markdown]
-# ### `migrate/integrity.py`: the checksum file, verified
-#
-# From this step on, the revision files must match `migrations/revisions.sum`: one edited, added
-# or removed by hand is named, and refused until `python -m migrate hash`.
-
-# %%
-step.show("migrate/integrity.py")
-
-# %% [markdown]
-# ### `migrate/schema_compare.py`: what `baseline` checks
-#
-# Tables (engine, collation, comment), columns (type, nullability, default, auto-increment,
-# collation, comment), primary keys, indexes, foreign keys with their `ON DELETE`, and CHECK
-# constraints, on a planning database made with production's own character set and collation;
-# normalised, so that MySQL's and MariaDB's spellings of the same thing compare equal.
-
-# %%
-step.show("migrate/schema_compare.py")
-
-# %% [markdown]
-# ### `README.md`
-#
-# The step's own page, for a reader in a terminal (folded here: click to open).
-
-# %%
-step.show("README.md", collapsed=True)
-
-# %% [markdown]
 # ## Production, as automatic migration left it
 #
 # `start/` creates the schema; then a thousand users and their posts arrive.
@@ -234,3 +141,96 @@ t.sql(staging, "SELECT revision, kind, statements, error FROM alembic_history")
 # %% [markdown]
 # Next: [04-new-migration](04-new-migration.ipynb) deploys a new revision to production, the
 # way every change goes from now on.
+
+# %% [markdown]
+# ## How it works: what changed since `step-2-generate/`
+#
+# `diff -ruN step-2-generate step-3-apply`, file by file:
+
+# %%
+step = t.changes("step-2-generate", "step-3-apply")
+
+# %% [markdown]
+# ### `main.py`: no more `create_all()`
+#
+# The app stops migrating itself. At start-up it checks that the database is at the head
+# revision, and exits with one line telling you to migrate when it is not.
+
+# %%
+step.show("main.py")
+
+# %% [markdown]
+# ### `migrate/revisions.py`: where a database stands
+#
+# The current revision, the head, what is pending, and whether the database holds the app's
+# tables without any migration history: what `main.py` and `python -m migrate` both ask.
+
+# %%
+step.show("migrate/revisions.py")
+
+# %% [markdown]
+# ### `migrate/__main__.py`: status, upgrade, baseline, hash
+#
+# `atlas migrate status`, `apply`, `apply --baseline` and `hash`. `upgrade` refuses a database
+# that `create_all()` made; `baseline` checks the schema before it stamps; `status` shows what
+# ran and what failed; all three check the checksum file first.
+
+# %%
+step.show("migrate/__main__.py")
+
+# %% [markdown]
+# ### `migrations/env.py`, `migrate/lock.py`, `migrate/history.py`, `migrate/resolve.py`, `alembic.ini`: plain Alembic made as safe, exactly once
+#
+# Every alembic command, `python -m alembic upgrade head` as much as `python -m migrate upgrade`,
+# checks the checksum file and the single head, runs under a MySQL named lock (`GET_LOCK`), so
+# replicas deploying at once migrate one at a time, and records each statement of each revision
+# in `alembic_history`, as Atlas's executor does in `atlas_schema_revisions`: a row before the
+# first statement, then a count and a running SHA-256 after each one. A data statement commits
+# with its bookkeeping; a DDL statement is recorded as starting, then as done. A rerun after a
+# failure, a kill or a crash skips (hash-checked) what is applied and goes on: no statement runs
+# twice. A DDL statement cut off between "starting" and "done" is settled on the dev database
+# (`resolve.py`). Each DDL statement waits at most `lock_wait_timeout` seconds (`alembic.ini`)
+# for a metadata lock, then is retried, naming who holds it.
+
+# %%
+step.show("migrations/env.py", "migrate/lock.py", "migrate/history.py", "migrate/resolve.py",
+          "alembic.ini")
+
+# %% [markdown]
+# ### `migrate/sql.py` and `requirements.txt`: SQL read as SQL
+#
+# MySQL commits before every `ALTER`, `CREATE`, `DROP`, `RENAME` or `TRUNCATE`, so the history
+# must know which statements of a failed revision stayed applied. It asks sqlglot's MySQL parser
+# what each statement is: a comment in front (`/* step 2 */ ALTER TABLE ...`) or quoting does not
+# fool it, as it would a look at the first word.
+
+# %%
+step.show("migrate/sql.py", "requirements.txt")
+
+# %% [markdown]
+# ### `migrate/integrity.py`: the checksum file, verified
+#
+# From this step on, the revision files must match `migrations/revisions.sum`: one edited, added
+# or removed by hand is named, and refused until `python -m migrate hash`.
+
+# %%
+step.show("migrate/integrity.py")
+
+# %% [markdown]
+# ### `migrate/schema_compare.py`: what `baseline` checks
+#
+# Tables (engine, collation, comment), columns (type, nullability, default, auto-increment,
+# collation, comment), primary keys, indexes, foreign keys with their `ON DELETE`, and CHECK
+# constraints, on a planning database made with production's own character set and collation;
+# normalised, so that MySQL's and MariaDB's spellings of the same thing compare equal.
+
+# %%
+step.show("migrate/schema_compare.py")
+
+# %% [markdown]
+# ### `README.md`
+#
+# The step's own page, for a reader in a terminal (folded here: click to open).
+
+# %%
+step.show("README.md", collapsed=True)

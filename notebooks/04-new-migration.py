@@ -14,8 +14,6 @@
 #     name: python3
 # ---
 
-# %%
-
 # %% [markdown]
 # # 04 · new migration: the loop from now on
 #
@@ -35,41 +33,6 @@
 from tutorial_kit.notebook import Tutorial
 
 t = Tutorial("04-new-migration")
-
-# %% [markdown]
-# ## What changed since `step-3-apply/`
-#
-# `diff -ruN step-3-apply step-4-new-migration`, file by file:
-
-# %%
-step = t.changes("step-3-apply", "step-4-new-migration")
-
-# %% [markdown]
-# ### `models.py`: the new field
-#
-# Optional, so the rows production already holds need no value.
-
-# %%
-step.show("models.py")
-
-# %% [markdown]
-# ### The revision `generate` planned, and the checksum file that records it
-#
-# `python -m migrate generate add_user_title` compared the models with what the migrations build on a
-# throwaway database, and wrote one `op.add_column`: `ALTER TABLE users ADD COLUMN title
-# VARCHAR(255)`, which Atlas writes as ``ALTER TABLE `users` ADD COLUMN `title` varchar(255)
-# NULL``. It then chained the new file into `migrations/revisions.sum`.
-
-# %%
-[revision] = [name for name in step.files if name.endswith("_add_user_title.py")]
-step.show(revision, "migrations/revisions.sum")
-
-# %% [markdown]
-# ### `main.py` shows the title, and `README.md`
-
-# %%
-step.show("main.py")
-step.show("README.md", collapsed=True)
 
 # %% [markdown]
 # ## Production, as step 3 left it
@@ -117,3 +80,38 @@ t.sh(app, "python -m alembic check", **urls)
 # %% [markdown]
 # Next: [05-custom-migration](05-custom-migration.ipynb) writes a migration autogenerate cannot:
 # data.
+
+# %% [markdown]
+# ## How it works: what changed since `step-3-apply/`
+#
+# `diff -ruN step-3-apply step-4-new-migration`, file by file:
+
+# %%
+step = t.changes("step-3-apply", "step-4-new-migration")
+
+# %% [markdown]
+# ### `models.py`: the new field
+#
+# Optional, so the rows production already holds need no value.
+
+# %%
+step.show("models.py")
+
+# %% [markdown]
+# ### The revision `generate` planned, and the checksum file that records it
+#
+# `python -m migrate generate add_user_title` compared the models with what the migrations build on a
+# throwaway database, and wrote one `op.add_column`: `ALTER TABLE users ADD COLUMN title
+# VARCHAR(255)`, which Atlas writes as ``ALTER TABLE `users` ADD COLUMN `title` varchar(255)
+# NULL``. It then chained the new file into `migrations/revisions.sum`.
+
+# %%
+[revision] = [name for name in step.files if name.endswith("_add_user_title.py")]
+step.show(revision, "migrations/revisions.sum")
+
+# %% [markdown]
+# ### `main.py` shows the title, and `README.md`
+
+# %%
+step.show("main.py")
+step.show("README.md", collapsed=True)

@@ -14,8 +14,6 @@
 #     name: python3
 # ---
 
-# %%
-
 # %% [markdown]
 # # 05 · custom migration: data, written by hand
 #
@@ -36,37 +34,6 @@
 from tutorial_kit.notebook import Tutorial
 
 t = Tutorial("05-custom-migration")
-
-# %% [markdown]
-# ## What changed since `step-4-new-migration/`
-#
-# `diff -ruN step-4-new-migration step-5-custom-migration`, file by file:
-
-# %%
-step = t.changes("step-4-new-migration", "step-5-custom-migration")
-
-# %% [markdown]
-# ### `migrate/__main__.py`: the `new` command
-#
-# An empty revision after the head, named by the time like the planner's, then re-hashed. It
-# refuses a directory that already differs from its checksums: re-hashing must not bless someone
-# else's unreviewed edit.
-
-# %%
-step.show("migrate/__main__.py")
-
-# %% [markdown]
-# ### `seed_users`: the revision written by hand
-#
-# Jerry Seinfeld and George Costanza, as on Ent's page. Written for a real production database:
-# a user who is already there with one of those emails is neither duplicated nor changed, and
-# the downgrade deletes only the users its upgrade inserted, which `alembic_history` recorded
-# (`op.inline_literal` writes the values into the SQL it records).
-
-# %%
-[seed] = [name for name in step.files if name.endswith("_seed_users.py")]
-step.show(seed, "migrations/revisions.sum")
-step.show("README.md", collapsed=True)
 
 # %% [markdown]
 # ## Production, as step 4 left it, with a Jerry of its own
@@ -127,3 +94,34 @@ t.sh(app, "python -m migrate upgrade", database_url=scratch)
 # %% [markdown]
 # Next: [06-verify-safety](06-verify-safety.ipynb) makes `title` required, and lints the
 # revision before it reaches production.
+
+# %% [markdown]
+# ## How it works: what changed since `step-4-new-migration/`
+#
+# `diff -ruN step-4-new-migration step-5-custom-migration`, file by file:
+
+# %%
+step = t.changes("step-4-new-migration", "step-5-custom-migration")
+
+# %% [markdown]
+# ### `migrate/__main__.py`: the `new` command
+#
+# An empty revision after the head, named by the time like the planner's, then re-hashed. It
+# refuses a directory that already differs from its checksums: re-hashing must not bless someone
+# else's unreviewed edit.
+
+# %%
+step.show("migrate/__main__.py")
+
+# %% [markdown]
+# ### `seed_users`: the revision written by hand
+#
+# Jerry Seinfeld and George Costanza, as on Ent's page. Written for a real production database:
+# a user who is already there with one of those emails is neither duplicated nor changed, and
+# the downgrade deletes only the users its upgrade inserted, which `alembic_history` recorded
+# (`op.inline_literal` writes the values into the SQL it records).
+
+# %%
+[seed] = [name for name in step.files if name.endswith("_seed_users.py")]
+step.show(seed, "migrations/revisions.sum")
+step.show("README.md", collapsed=True)

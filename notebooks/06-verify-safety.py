@@ -14,8 +14,6 @@
 #     name: python3
 # ---
 
-# %%
-
 # %% [markdown]
 # # 06 · verifying safety: lint before production
 #
@@ -38,53 +36,6 @@
 from tutorial_kit.notebook import Tutorial
 
 t = Tutorial("06-verify-safety")
-
-# %% [markdown]
-# ## What changed since `step-5-custom-migration/`
-#
-# `diff -ruN step-5-custom-migration step-6-verify-safety`, file by file:
-
-# %%
-step = t.changes("step-5-custom-migration", "step-6-verify-safety")
-
-# %% [markdown]
-# ### `models.py`: the title becomes required, so `main.py`'s demo user needs one
-
-# %%
-step.show("models.py", "main.py")
-
-# %% [markdown]
-# ### `user_title_required`: planned, then back-filled by hand
-#
-# `generate` wrote the `alter_column`; the `UPDATE` before it was written by hand after lint
-# warned (below), and the file re-hashed.
-
-# %%
-[revision] = [name for name in step.files if name.endswith("_user_title_required.py")]
-step.show(revision, "migrations/revisions.sum")
-
-# %% [markdown]
-# ### `migrate/lint.py`, `migrate/lint_checks.py` and `python -m migrate lint`: the linter
-#
-# `migrate/lint.py` runs each revision on a throwaway database, records every statement the revision
-# file runs, asks the server which `ALGORITHM` each ALTER allows (INSTANT, then INPLACE, then
-# COPY: a server refuses one it cannot honour and changes nothing), and with `DATABASE_URL`
-# checks the findings against the data in a read-only session. `migrate/lint_checks.py` holds the
-# checks, with Atlas's codes.
-
-# %%
-step.show("migrate/__main__.py", "migrate/lint.py", "migrate/lint_checks.py")
-
-# %% [markdown]
-# ### `.github/workflows/migrations.yml`: the CI recipe
-#
-# On every pull request, a MySQL 8.4 service as the dev database: single head, the checksum file
-# (`status`), lint of the revisions the pull request adds, an upgrade of a fresh database, and
-# `alembic check`. The tests validate it against GitHub's workflow schema and run its steps.
-
-# %%
-step.show(".github/workflows/migrations.yml")
-step.show("README.md", collapsed=True)
 
 # %% [markdown]
 # ## Production, as step 5 left it
@@ -169,3 +120,50 @@ print(f"Every user is still there, unchanged but for the title: {len(before[1])}
 # ```
 #
 # That is the end of Ent's tutorial. The pattern to copy into your own app is step 6's folder.
+
+# %% [markdown]
+# ## How it works: what changed since `step-5-custom-migration/`
+#
+# `diff -ruN step-5-custom-migration step-6-verify-safety`, file by file:
+
+# %%
+step = t.changes("step-5-custom-migration", "step-6-verify-safety")
+
+# %% [markdown]
+# ### `models.py`: the title becomes required, so `main.py`'s demo user needs one
+
+# %%
+step.show("models.py", "main.py")
+
+# %% [markdown]
+# ### `user_title_required`: planned, then back-filled by hand
+#
+# `generate` wrote the `alter_column`; the `UPDATE` before it was written by hand after lint
+# warned (below), and the file re-hashed.
+
+# %%
+[revision] = [name for name in step.files if name.endswith("_user_title_required.py")]
+step.show(revision, "migrations/revisions.sum")
+
+# %% [markdown]
+# ### `migrate/lint.py`, `migrate/lint_checks.py` and `python -m migrate lint`: the linter
+#
+# `migrate/lint.py` runs each revision on a throwaway database, records every statement the revision
+# file runs, asks the server which `ALGORITHM` each ALTER allows (INSTANT, then INPLACE, then
+# COPY: a server refuses one it cannot honour and changes nothing), and with `DATABASE_URL`
+# checks the findings against the data in a read-only session. `migrate/lint_checks.py` holds the
+# checks, with Atlas's codes.
+
+# %%
+step.show("migrate/__main__.py", "migrate/lint.py", "migrate/lint_checks.py")
+
+# %% [markdown]
+# ### `.github/workflows/migrations.yml`: the CI recipe
+#
+# On every pull request, a MySQL 8.4 service as the dev database: single head, the checksum file
+# (`status`), lint of the revisions the pull request adds, an upgrade of a fresh database, and
+# `alembic check`. The tests validate it against GitHub's workflow schema and run its steps.
+
+# %%
+step.show(".github/workflows/migrations.yml")
+step.show("README.md", collapsed=True)

@@ -124,6 +124,7 @@ EXPECTED = {
         "- Ada Lovelace <ada@example.com>: 1 post(s)",
         "mysql> SHOW CREATE TABLE users;",
         "UNIQUE KEY `uq_users_email` (`email`)",
+        "NULL",  # SHOW COLUMNS: the columns without a default
         "FOREIGN KEY (`author_id`) REFERENCES `users` (`id`) ON DELETE SET NULL",
         "Unknown column 'users.title'",  # create_all() did not add the new column
         "lines of traceback left out",  # only the line that says what went wrong
@@ -220,6 +221,10 @@ def test_notebook_shows_its_step(tutorial, name):
         assert text.index(first) < text.index(then), f"{name}: {first!r} after {then!r}"
     narrated = unnarrated(name, text)
     assert narrated == [], f"{name}: changed, but never shown file by file: {narrated}"
+    # What MySQL answers, as the mysql client prints it: SQL's NULL, not Python's None.
+    for block in re.findall(r"^mysql> SELECT.*?^\(\d+ rows?\)$|^mysql> SHOW COLUMNS.*?^\(\d+ rows?\)$",
+                            text, flags=re.MULTILINE | re.DOTALL):
+        assert not re.search(r"\bNone\b", block), f"{name}: {block}"
 
 
 def browser() -> str | None:
@@ -230,7 +235,8 @@ def browser() -> str | None:
 
 
 # The exported pages, each in a frame of one page, so that Chromium starts once for all of them
-# (0.4 s of CPU a start): whether each <pre> of each page renders in a monospace font.
+# (0.4 s of CPU a start): whether each <pre> of each page renders in a monospace font, and
+# breaks its lines at spaces. Each frame as wide as a narrow browser window.
 FONT_CHECK = """<script>
 window.addEventListener("load", () => {  // after every frame has loaded
   const canvas = document.createElement("canvas").getContext("2d");
@@ -243,7 +249,52 @@ window.addEventListener("load", () => {  // after every frame has loaded
       if (canvas.measureText("iiiiiiiiii").width !== canvas.measureText("MMMMMMMMMM").width)
         proportional.push(element.textContent.slice(0, 80));
     }
-    reports[frame.name] = {checked: checked.length, proportional};
+    // Lines wrap at spaces: a word split over two lines, though it would fit on one, was
+    // broken mid-word (JupyterLab's own style does that: word-break: break-all).
+    const split = [];
+    for (const element of checked) {
+      // The element's text, across the spans of its highlighting, and where each piece is.
+      const doc = frame.contentDocument;
+      const walker = doc.createTreeWalker(element, NodeFilter.SHOW_TEXT);
+      const nodes = [], starts = [];
+      let text = "";
+      for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+        nodes.push(node); starts.push(text.length); text += node.data;
+      }
+      const at = (k) => {  // the text node and offset of character k
+        let i = starts.length - 1;
+        while (starts[i] > k) i--;
+        return [nodes[i], k - starts[i]];
+      };
+      const range = doc.createRange();
+      const span = (from, to) => {
+        range.setStart(...at(from));
+        range.setEnd(...at(to - 1)); range.setEnd(range.endContainer, range.endOffset + 1);
+        return range;
+      };
+      for (const word of text.matchAll(/\S{2,}/g)) {
+        const rects = Array.from(span(word.index, word.index + word[0].length).getClientRects())
+          .filter((rect) => rect.width > 0);
+        const wide = rects.reduce((sum, rect) => sum + rect.width, 0);
+        const lines = new Set(rects.map((rect) => Math.round(rect.top))).size;
+        if (lines < 2 || wide >= element.clientWidth) continue;  // fits nowhere: may break
+        // Where it breaks: between two letters or digits is mid-word; after a hyphen or
+        // other punctuation is where a browser may break a line, as a typesetter would.
+        let top = span(word.index, word.index + 1).getBoundingClientRect().top;
+        for (let i = 1; i < word[0].length; i++) {
+          const next = span(word.index + i, word.index + i + 1).getBoundingClientRect().top;
+          if (next > top && /\w/.test(word[0][i - 1]) && /\w/.test(word[0][i]))
+            split.push(word[0].slice(0, 60));
+          top = next;
+        }
+      }
+    }
+    // A folded block's triangle on the same line as its caption, not alone above it.
+    const lone = Array.from(frame.contentDocument.querySelectorAll("summary")).filter(
+      (summary) => Array.from(summary.children).some(
+        (child) => frame.contentWindow.getComputedStyle(child).display === "block"))
+      .map((summary) => summary.textContent.slice(0, 60));
+    reports[frame.name] = {checked: checked.length, proportional, split, lone};
   }
   const out = document.createElement("div");
   out.id = "font-check";
@@ -260,8 +311,8 @@ def fonts(tutorial, tmp_path_factory) -> dict[str, dict]:
     if chromium is None:
         pytest.skip("no headless Chromium here (.ci/run installs chromium-headless-shell)")
     page = tmp_path_factory.mktemp("rendered") / "all.html"
-    frames = "".join(f'<iframe name="{name}" src="{(tutorial.build / "notebooks" / name).as_uri()}'
-                     f'.html"></iframe>' for name in NAMES)
+    frames = "".join(f'<iframe name="{name}" width="720" height="400" src="'
+                     f'{(tutorial.build / "notebooks" / name).as_uri()}.html"></iframe>' for name in NAMES)
     page.write_text(f"<!DOCTYPE html><html><body>{frames}{FONT_CHECK}</body></html>")
     result = subprocess.run(
         # Frames read from file:// are another origin unless file access is allowed.
@@ -279,6 +330,56 @@ def fonts(tutorial, tmp_path_factory) -> dict[str, dict]:
 def test_html_export_shows_code_diffs_and_sql_in_monospace(fonts, name):
     report = fonts[name]
     assert report["checked"] > 5 and report["proportional"] == [], report
+
+
+@on_the_tutorial
+@pytest.mark.parametrize("name", NAMES)
+def test_html_export_wraps_output_lines_at_spaces(fonts, name):
+    assert fonts[name]["split"] == [], fonts[name]["split"][:10]
+    assert fonts[name]["lone"] == []  # and a folded file's caption is beside its triangle
+
+
+HANDS_ON = ("t.sh(", "t.production(")  # the cells where the reader's commands run
+LISTING_BEFORE_HANDS_ON = 150  # lines of output, at most, before the first of them
+
+
+def listing_before_hands_on(notebook) -> int:
+    """How many lines the cells before the first hands-on cell printed; -1: no such cell."""
+    lines = 0
+    for cell in notebook.cells:
+        if cell.cell_type != "code":
+            continue
+        if any(call in cell.source for call in HANDS_ON):
+            return lines
+        for output in cell.get("outputs", []):
+            text = output.get("text") or output.get("data", {}).get("text/plain", "")
+            lines += len(text.splitlines())
+    return -1
+
+
+@on_the_tutorial
+@pytest.mark.parametrize("name", NAMES)
+def test_the_hands_on_part_comes_first(tutorial, name):
+    # A reader meets a command to run before a long listing: how it works comes after.
+    lines = listing_before_hands_on(tutorial.notebook(name))
+    assert 0 <= lines <= LISTING_BEFORE_HANDS_ON, f"{name}: {lines} lines of listing first"
+
+
+def test_a_notebook_that_lists_first_fails_the_hands_on_check():
+    cell = lambda source, text="": nbformat.v4.new_code_cell(
+        source, outputs=[nbformat.v4.new_output("stream", text=text)] if text else [])
+    listing = "\n".join(f"line {i}" for i in range(LISTING_BEFORE_HANDS_ON + 1))
+    late = nbformat.v4.new_notebook(cells=[cell("step.show('lint.py')", listing), cell("t.sh(app, 'x')")])
+    early = nbformat.v4.new_notebook(cells=[cell("t.sh(app, 'x')"), cell("step.show('lint.py')", listing)])
+    assert listing_before_hands_on(late) > LISTING_BEFORE_HANDS_ON
+    assert listing_before_hands_on(early) == 0
+
+
+def test_no_notebook_has_an_empty_cell():
+    for source in sources():
+        notebook = nbformat.read(source.with_suffix(".ipynb"), as_version=4)
+        empty = [i for i, cell in enumerate(notebook.cells) if not cell.source.strip()]
+        assert empty == [], f"{source.name}: empty cell(s) {empty}"
 
 
 def step_pair(name: str) -> tuple[str, str] | None:

@@ -127,7 +127,9 @@ class StepChanges:
     def show(self, *names: str, collapsed: bool = False) -> None:
         """Each named file's hunks; a new file in full, highlighted as its language.
 
-        `collapsed` folds the HTML under its caption (for a long README), the text stays whole.
+        A new file longer than OUTLINE_OVER lines shows its key lines (the docstring's first
+        line, each class, function and constant of the module's top level), the whole file
+        folded under them. `collapsed` folds all of it under its caption (a long README).
         """
         for name in names:
             if name not in self.files:
@@ -137,19 +139,72 @@ class StepChanges:
                 )
             c = self.files[name]
             path = f"{self.new if c.kind != 'removed' else self.old}/{name}"
+            plain = c.diff.rstrip("\n")
             if c.kind == "added":
                 what = f"new file, {c.plus} lines" if c.plus else "new empty file"
                 listing = (REPO / self.new / name).read_text()
                 body = _highlight(listing, filename=name) if listing else ""
+                # A revision is the lesson itself: always in full.
+                long = c.plus > OUTLINE_OVER and not collapsed and "/versions/" not in name
+                outline = key_lines(listing) if long else None
+                if outline:
+                    what += ": its key lines; the whole file below them"
+                    shown = "\n".join(line for _, line in outline)
+                    plain = "\n".join([*c.header.splitlines(), *(
+                        f"+{line}" if number else line for number, line in outline)])
+                    body = (_highlight(shown, filename=name)
+                            + _fold(f"the whole file, {c.plus} lines", body))
             else:
                 what = f"{c.kind}, +{c.plus} -{c.minus}"
                 body = _highlight("".join(c.diff.splitlines(keepends=True)[2:]), "diff")
             caption = f'{html.escape(path)} <span style="font-weight: normal">({what})</span>'
-            if collapsed:
-                rich = f"<details><summary>{_caption(caption)}</summary>{body}</details>"
-            else:
-                rich = _caption(caption) + body
-            _display(c.diff.rstrip("\n"), rich)
+            rich = _fold(caption, body, bold=True) if collapsed else _caption(caption) + body
+            _display(plain, rich)
+
+
+OUTLINE_OVER = 60  # lines: a new file longer than this shows its key lines first
+
+
+def key_lines(text: str) -> list[tuple[int, str]] | None:
+    """A Python module's outline, (line number, line), with ("0", "...") where lines are left
+    out: its docstring's first line, and each top-level class, function and constant. None for
+    a file that is not Python, or has no such lines."""
+    import ast
+
+    try:
+        tree = ast.parse(text)
+    except SyntaxError:
+        return None
+    lines = text.splitlines()
+    wanted = []
+    if ast.get_docstring(tree) and tree.body:
+        wanted.append(tree.body[0].lineno)
+    for node in tree.body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            first = min([node.lineno, *(d.lineno for d in node.decorator_list)])
+            wanted += range(first, node.lineno + 1)
+        elif isinstance(node, (ast.Assign, ast.AnnAssign)) and node.lineno == node.end_lineno:
+            target = node.targets[0] if isinstance(node, ast.Assign) else node.target
+            if isinstance(target, ast.Name) and target.id.isupper():
+                wanted.append(node.lineno)
+    if len(wanted) < 2:
+        return None
+    outline, last = [], 0
+    for number in sorted(set(wanted)):
+        if number > last + 1:
+            outline.append((0, "..."))
+        outline.append((number, lines[number - 1]))
+        last = number
+    if last < len(lines):
+        outline.append((0, "..."))
+    return outline
+
+
+def _fold(summary: str, body: str, *, bold: bool = False) -> str:
+    """`body` folded under `summary`: the triangle and the summary on one line."""
+    weight = "bold" if bold else "normal"
+    return (f'<details><summary style="{MONOSPACE}; font-weight: {weight}; margin: 0.6em 0 0.2em;'
+            f' cursor: pointer">{summary}</summary>{body}</details>')
 
 
 # One server per kernel: running the first cell again must not start a second one.
@@ -284,6 +339,8 @@ class Tutorial:
             for _, create in rows:
                 print(create)
         elif names:
+            # SQL's NULL as the mysql client prints it, not Python's None.
+            rows = [tuple("NULL" if v is None else v for v in row) for row in rows]
             widths = [max(len(str(v)) for v in col) for col in zip(names, *rows)]
             line = lambda values: "  ".join(str(v).ljust(w) for v, w in zip(values, widths))
             print(line(names))

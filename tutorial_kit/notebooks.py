@@ -86,6 +86,15 @@ def kernel_manager_class():
     return PreloadedKernelManager
 
 
+# JupyterLab's style breaks an output line anywhere, mid-word (`word-break: break-all`): in the
+# exported pages, a line breaks at a space, and inside a word only when the word alone is wider
+# than the page.
+WRAP_AT_SPACES = """<style>
+.jp-OutputArea-output pre { word-break: normal; overflow-wrap: anywhere; }
+</style>
+"""
+
+
 def execute_into(source: Path, out: Path, *, environ: dict[str, str] | None = None) -> float:
     """Execute one notebook into `out` as .ipynb and HTML; the seconds it took."""
     import nbformat
@@ -96,5 +105,5 @@ def execute_into(source: Path, out: Path, *, environ: dict[str, str] | None = No
     out.mkdir(parents=True, exist_ok=True)
     nbformat.write(notebook, out / f"{source.stem}.ipynb")
     html, _ = HTMLExporter().from_notebook_node(notebook)
-    (out / f"{source.stem}.html").write_text(html)
+    (out / f"{source.stem}.html").write_text(html.replace("</head>", WRAP_AT_SPACES + "</head>", 1))
     return time.perf_counter() - started

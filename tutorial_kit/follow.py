@@ -292,7 +292,7 @@ def _connect(url):
     except pymysql.err.OperationalError as exc:
         raise FollowError(
             f"cannot reach MySQL at {url.host}:{url.port or 3306} ({exc.args[-1]}); "
-            "start it (README: 'A MySQL server') and export DATABASE_URL"
+            "start it (README: 'A MySQL server to follow along with') and export DATABASE_URL"
         ) from None
 
 
@@ -301,7 +301,7 @@ def app_tables() -> list[str]:
     if url is None:
         raise FollowError(
             "DATABASE_URL is not set: export the two lines of your server's route "
-            "(README: 'A MySQL server') first"
+            "(README: 'A MySQL server to follow along with') first"
         )
     with _connect(url) as connection, connection.cursor() as cursor:
         cursor.execute(

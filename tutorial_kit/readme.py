@@ -32,7 +32,7 @@ How each line runs
     - `python -m pip install ...` (or `pip install ...`) is skipped: .venv has the pins.
     - DATABASE_URL and DEV_DATABASE_URL are set from the start to this run's `app` and `dev`
       databases, as the reader exported them once for their server's route (the README's "A
-      MySQL server"): a step README's blocks do not export them. Where a block does,
+      MySQL server to follow along with"): a step README's blocks do not export them. Where a block does,
       `export DATABASE_URL=...` and `export DEV_DATABASE_URL=...` point the variable at this
       run's `app` and `dev` database instead of the URL written. Any other
       `export NAME=VALUE` is set as written.

@@ -237,7 +237,7 @@ def browser() -> str | None:
 # The exported pages, each in a frame of one page, so that Chromium starts once for all of them
 # (0.4 s of CPU a start): whether each <pre> of each page renders in a monospace font, and
 # breaks its lines at spaces. Each frame as wide as a narrow browser window.
-FONT_CHECK = """<script>
+FONT_CHECK = r"""<script>
 window.addEventListener("load", () => {  // after every frame has loaded
   const canvas = document.createElement("canvas").getContext("2d");
   const reports = {};

@@ -30,6 +30,9 @@
 # | `target_metadata = Base.metadata` | the Ent schema graph |
 # | `migrations/versions/<time>_<name>.py` | `ent/migrate/migrations/<version>_<name>.sql` |
 # | `python -m alembic history` | `atlas migrate status` |
+#
+# First you run the step, as a reader does; then, at the end, how it works: what it changes,
+# file by file.
 
 # %%
 from tutorial_kit.notebook import Tutorial

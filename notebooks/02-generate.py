@@ -30,6 +30,9 @@
 # | `DEV_DATABASE_URL` (or a MySQL container via the Docker SDK) | `--dev-url docker://mysql/8/dev` |
 # | `migrations/versions/<time>_<name>.py` | `<version>_<name>.sql` + `atlas.sum` |
 # | `python -m alembic upgrade head --sql` | reading the `.sql` file |
+#
+# First you run the step, as a reader does; then, at the end, how it works: what it changes,
+# file by file.
 
 # %%
 from tutorial_kit.notebook import Tutorial

@@ -32,6 +32,9 @@
 # | `python -m migrate baseline REV` (schema checked first) | `atlas migrate apply --baseline VERSION` |
 # | `alembic_version` + `alembic_history` tables | `atlas_schema_revisions` table |
 # | `python -m migrate hash` | `atlas migrate hash` |
+#
+# First you run the step, as a reader does; then, at the end, how it works: what it changes,
+# file by file.
 
 # %%
 from tutorial_kit.notebook import Tutorial

@@ -28,6 +28,9 @@
 # | `title: Mapped[str \| None]` | `field.String("title").Optional()` |
 # | `python -m migrate generate add_user_title` | `atlas migrate diff add_user_title` |
 # | `python -m migrate upgrade` | `atlas migrate apply` |
+#
+# First you run the step, as a reader does; then, at the end, how it works: what it changes,
+# file by file.
 
 # %%
 from tutorial_kit.notebook import Tutorial

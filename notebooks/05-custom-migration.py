@@ -29,6 +29,9 @@
 # | `python -m migrate new seed_users` | `atlas migrate new seed_users` |
 # | `op.execute(users.insert()...)` | `INSERT INTO users ...` in the .sql file |
 # | `python -m migrate hash` | `atlas migrate hash` |
+#
+# First you run the step, as a reader does; then, at the end, how it works: what it changes,
+# file by file.
 
 # %%
 from tutorial_kit.notebook import Tutorial

@@ -31,6 +31,9 @@
 # | `python -m migrate lint --latest 1` | `atlas migrate lint --latest 1 --dev-url ...` |
 # | `# lint: ignore MF104 -- reason` | `-- atlas:nolint MF104` |
 # | `.github/workflows/migrations.yml` | `ariga/atlas-action` (now behind a login) |
+#
+# First you run the step, as a reader does; then, at the end, how it works: what it changes,
+# file by file.
 
 # %%
 from tutorial_kit.notebook import Tutorial

@@ -80,6 +80,25 @@ def test_ctrl_c_ends_make_tutorial_with_one_line_and_leaves_nothing(kit_env, sho
              "the run's processes end")
 
 
+@pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="reads /proc")
+def test_ctrl_c_on_a_server_of_yours_drops_every_database_the_run_made(server, kit_env, tmp_path):
+    env = {**kit_env, **server.environ, "TUTORIAL_RUN_TAG": "rtest01"}
+    process = start([sys.executable, "-m", "tutorial_kit.tutorial"], REPO, env)
+
+    def tagged() -> list[str]:
+        with server.connect() as conn, conn.cursor() as cur:
+            cur.execute("SHOW DATABASES")
+            return [name for (name,) in cur.fetchall() if "_rtest01" in name]
+
+    # While a notebook works on a production database of its kernel's.
+    wait_for(lambda: any(name.startswith("production_") for name in tagged()), "a notebook's database")
+    out, err = ctrl_c(process)
+    assert err == "make tutorial: interrupted; stopped.\n" and process.returncode == 130
+    assert tagged() == []
+    wait_for(lambda: not processes_with("TUTORIAL_BUILD_DIR", env["TUTORIAL_BUILD_DIR"]),
+             "the run's processes end")
+
+
 def test_ctrl_c_while_the_tutorial_loads_is_one_line_too(kit_env):
     process = start([sys.executable, "-m", "tutorial_kit.tutorial"], REPO, kit_env)
     time.sleep(0.2)  # about when Python imports SQLAlchemy, or before: never a traceback

@@ -72,8 +72,6 @@ class Server:
     pid: int | None = None
     workdir: Path | None = None
     command: list[str] | None = field(default=None, repr=False)  # how it was started
-    # The databases this process made here and has not dropped (dropped on Ctrl-C, too).
-    made: set[str] = field(default_factory=set, repr=False)
 
     @property
     def environ(self) -> dict[str, str]:
@@ -96,18 +94,20 @@ class Server:
         )
 
     def create_database(self, prefix: str = "tutorial") -> URL:
-        """Create an empty database with a unique name; return its URL."""
-        name = f"{prefix}_{secrets.token_hex(4)}"
+        """Create an empty database with a unique name; return its URL.
+
+        The name carries TUTORIAL_RUN_TAG, when set: `make tutorial` sets it for itself and
+        its kernels, and drops every database with its tag when Ctrl-C stops it.
+        """
+        name = f"{prefix}_{os.environ.get('TUTORIAL_RUN_TAG', '')}{secrets.token_hex(4)}"
         with self.connect() as conn, conn.cursor() as cur:
             cur.execute(f"CREATE DATABASE `{name}`")
-        self.made.add(name)
         return self.url.set(database=name)
 
     def drop_database(self, url: URL | str) -> None:
         name = make_url(url).database if isinstance(url, str) else url.database
         with self.connect() as conn, conn.cursor() as cur:
             cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
-        self.made.discard(name)
 
     def insert_rows(
         self, url: URL, table: str, columns: Sequence[str], rows: Iterable[Sequence[object]],

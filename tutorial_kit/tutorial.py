@@ -21,6 +21,7 @@ if __name__ == "__main__":  # before the imports below: a Ctrl-C while they load
 import argparse
 import os
 import shutil
+import secrets
 import signal
 import sys
 import tempfile
@@ -115,6 +116,8 @@ def main(argv: list[str] | None = None) -> int:
     # not in /tmp or the home folder: a run stopped by Ctrl-C removes them in one go, without
     # waiting for their owners. (The server the kit starts has its folder in /tmp: see
     # mysql.server_workdir_parent; it is removed with the server.)
+    # Every database this run and its kernels make carries this tag: on Ctrl-C, they go.
+    os.environ.setdefault("TUTORIAL_RUN_TAG", f"r{secrets.token_hex(3)}")
     scratch = build / "tmp"
     shutil.rmtree(scratch, ignore_errors=True)
     scratch.mkdir()
@@ -153,30 +156,47 @@ def interrupted(server: Server) -> NoReturn:
         shutil.rmtree(build_dir() / "tmp", ignore_errors=True)
         if server.pid is not None:
             server.stop()  # its data folder goes with it
-        else:  # a server of yours: only the databases this run made
-            for name in list(server.made):
-                server.drop_database(server.url.set(database=name))
+        else:  # a server of yours: only the databases this run and its kernels made
+            drop_tagged(server, os.environ["TUTORIAL_RUN_TAG"])
     finally:
         os._exit(exit_status())
 
 
-def end_children(keep: set[int | None]) -> None:
-    """Kill this process's children but `keep` (Linux: read from /proc; elsewhere, nothing).
-
-    The steps' commands and the notebooks' kernels (or the shims they run through), which
-    would otherwise go on, or report, one by one, that the preloader went.
-    """
-    me = os.getpid()
+def children(keep: set[int | None]) -> list[int]:
+    """This process's children but `keep` (Linux: read from /proc; elsewhere, none)."""
+    me, found = os.getpid(), []
     for proc in Path("/proc").glob("[0-9]*"):
         try:
             parent = int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1])
         except (OSError, IndexError, ValueError):
             continue
         if parent == me and int(proc.name) not in keep:
-            try:
-                os.kill(int(proc.name), signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+            found.append(int(proc.name))
+    return found
+
+
+def end_children(keep: set[int | None], grace: float = 1.0) -> None:
+    """The steps' commands got the Ctrl-C too: a second for them to end by themselves (and
+    drop their throwaway databases), then every child but `keep` is killed, the notebooks'
+    kernels (or the shims they run through) with them, which would otherwise go on, or report
+    one by one that the preloader went."""
+    deadline = time.monotonic() + grace
+    while children(keep) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    for pid in children(keep):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+def drop_tagged(server: Server, tag: str) -> None:
+    """Drop the databases whose names carry this run's tag (see Server.create_database)."""
+    with server.connect() as conn, conn.cursor() as cur:
+        cur.execute("SHOW DATABASES")
+        for (name,) in cur.fetchall():
+            if f"_{tag}" in name:
+                cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
 
 
 def run(args, build: Path, server: Server) -> int:

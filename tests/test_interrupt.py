@@ -61,7 +61,8 @@ def kit_env(short_tmp, tmp_path):
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "DEV_DATABASE_URL")}
     env.update(TUTORIAL_SERVER_DIR=str(short_tmp), TMPDIR=str(scratch),
                TUTORIAL_BUILD_DIR=str(tmp_path / "build"), PYTHONUNBUFFERED="1")
-    env.pop("MAKEFLAGS", None)
+    for variable in ("MAKEFLAGS", "MAKELEVEL", "MFLAGS"):  # as from a terminal, not from `make test`
+        env.pop(variable, None)
     return env
 
 

@@ -168,9 +168,7 @@ def bring_in(app: Path, old: Path | None, step: str) -> None:
     base = old if old is not None else Path("/dev/null")  # start: every file is new
     changes = []
     for name in names:
-        if old is not None and (app / name).exists() != (old / name).exists() or (
-            old is not None and (app / name).exists() and (app / name).read_bytes() != (old / name).read_bytes()
-        ):
+        if old is not None and _content(app / name) != _content(old / name):
             raise FollowError(
                 f"{shown(app)}/{name} is not as {old.name} left it: the changes of {step} would "
                 f"overwrite yours; put it back (`diff {shown(app)}/{name} {old.name}/{name}`) or "
@@ -205,6 +203,10 @@ def bring_in(app: Path, old: Path | None, step: str) -> None:
         for change in in_full:
             print(change.diff, end="")
     print(f"\nNo revision was copied: {step}/README.md has you write them in {shown(app)}/.")
+
+
+def _content(path: Path) -> bytes | None:
+    return path.read_bytes() if path.exists() else None
 
 
 def check() -> None:

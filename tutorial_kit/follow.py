@@ -140,7 +140,7 @@ def follow(step: str) -> None:
                 "from an empty one; `python -m tutorial_kit reset` empties it"
             )
         bring_in(app, None, "start")
-        print(f"Made {shown(app)}/ from start/. Work there: `cd {shown(app)}`.")
+        print(f"Made {shown(app)}/ from start/. Work there: `cd {os.path.relpath(app)}`.")
         return
     at = step_at(app)
     before = STEPS[STEPS.index(step) - 1]

@@ -46,7 +46,7 @@ sync: $(VENV)/.installed
 $(VENV)/.installed: requirements.txt pyproject.toml
 	@if [ -x $(BIN)/python ] && $(BIN)/python scripts/install.py --check requirements.txt; then \
 		touch $@; exit 0; fi; \
-	echo "==> Creating $(VENV) and installing the pinned requirements (a minute the first time)"; \
+	echo "==> Creating $(VENV) and installing the pinned requirements (about 100 packages, the first time only)"; \
 	$(PYTHON) -m venv $(VENV) && \
 	$(BIN)/python -m pip install --quiet --upgrade pip && \
 	$(BIN)/python scripts/install.py -r requirements.txt -e . && \

@@ -190,3 +190,28 @@ def test_kit_help(args):
     result = subprocess.run([sys.executable, *args], cwd=REPO, capture_output=True, text=True,
                             timeout=HANG_GUARD)
     assert result.returncode == 0 and result.stdout.startswith("usage: "), result.stderr
+
+
+def test_ctrl_c_at_the_planners_question_is_one_line_and_leaves_no_throwaway_database(
+    server, step, dev_database_url
+):
+    import pexpect
+
+    from test_step_2_renames import edit, revisions, terminal_env, throwaways
+
+    app = step("step-2-generate")
+    edit(app / "models.py", "    name: Mapped[str]", "    full_name: Mapped[str]")
+    before = revisions(app)
+    child = pexpect.spawn("python", ["-m", "migrate", "generate", "rename"], cwd=str(app),
+                          env=terminal_env(app, dev_database_url), encoding="utf-8",
+                          timeout=HANG_GUARD)
+    child.expect_exact("[y/N] ")  # the planner waits on its throwaway database
+    assert throwaways(server, dev_database_url)
+    child.sendintr()  # Ctrl-C, as typed on the terminal
+    child.expect(pexpect.EOF)
+    child.close()
+    # The planner takes a Ctrl-C at its question as no answer, in one line of its own.
+    assert child.before.strip().splitlines()[-1] == "error: no answer; nothing was written"
+    assert "Traceback" not in child.before and child.exitstatus != 0
+    assert throwaways(server, dev_database_url) == set()
+    assert revisions(app) == before

@@ -154,11 +154,14 @@ step.show(revision, "migrations/revisions.sum")
 # `migrate/lint.py` runs each revision on a throwaway database, records every statement the revision
 # file runs, asks the server which `ALGORITHM` each ALTER allows (INSTANT, then INPLACE, then
 # COPY: a server refuses one it cannot honour and changes nothing), and with `DATABASE_URL`
-# checks the findings against the data in a read-only session. `migrate/lint_checks.py` holds the
-# checks, with Atlas's codes.
+# checks the findings against the data in a read-only transaction. `migrate/lint_checks.py`
+# holds the checks, with Atlas's codes; `migrate/lint_sql.py` reads each statement with sqlglot
+# (a rename is one only when the statement says so); `migrate/sandbox.py` makes the MySQL user
+# that replays the revision, allowed into the throwaway database only.
 
 # %%
-step.show("migrate/__main__.py", "migrate/lint.py", "migrate/lint_checks.py")
+step.show("migrate/__main__.py", "migrate/lint.py", "migrate/lint_checks.py",
+          "migrate/lint_sql.py", "migrate/sandbox.py")
 
 # %% [markdown]
 # ### `.github/workflows/migrations.yml`: the CI recipe

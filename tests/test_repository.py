@@ -53,7 +53,8 @@ EXPECTED = {
     },
     ("step-5-custom-migration", "step-6-verify-safety"): lambda: {
         "added": {_revision("step-6-verify-safety", "user_title_required"), "migrate/lint.py",
-                  "migrate/lint_checks.py", ".github/workflows/migrations.yml"},
+                  "migrate/lint_checks.py", "migrate/lint_sql.py", "migrate/sandbox.py",
+                  ".github/workflows/migrations.yml"},
         "removed": set(),
         "changed": {"README.md", "models.py", "main.py", "migrate/__main__.py",
                     "migrations/revisions.sum"},

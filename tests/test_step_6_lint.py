@@ -49,9 +49,10 @@ FIRES = {
     "DS102": ([], "op.drop_table('blogs')\n", 1),
     "DS103": ([], "op.drop_column('users', 'name')\n", 1),
     "MF101": ([], "op.create_index('ix_users_name', 'users', ['name'], unique=True)\n", 0),
+    # One statement: Atlas's MF102 is an index modified to unique, not a new unique one.
     "MF102": (["op.create_index('ix_users_name', 'users', ['name'])\n"],
-              "op.drop_index('ix_users_name', 'users')\n"
-              "op.create_index('ix_users_name', 'users', ['name'], unique=True)\n", 0),
+              "op.execute('ALTER TABLE users DROP INDEX ix_users_name, "
+              "ADD UNIQUE INDEX ix_users_name (name)')\n", 0),
     "MF103": ([], "op.add_column('users', sa.Column('born', sa.DateTime(), nullable=False))\n", 0),
     "MF104": ([NICKNAME_FILLED], NICKNAME_REQUIRED, 0),
     "MF105": ([], "op.alter_column('users', 'name', type_=sa.String(50), "
@@ -64,6 +65,10 @@ FIRES = {
     "MY110": (["op.add_column('users', sa.Column('kind', sa.Enum('a', 'b', 'c')))\n"],
               "op.alter_column('users', 'kind', type_=sa.Enum('a', 'b'), "
               "existing_type=sa.Enum('a', 'b', 'c'))\n", 0),
+    "DM101": ([], "op.execute('TRUNCATE TABLE blogs')\n", 1),
+    "DM102": ([], "op.execute('DELETE FROM blogs')\n", 1),
+    "DM103": ([NICKNAME_FILLED], "op.execute(\"UPDATE users SET nickname = 'Mx.'\")\n", 1),
+    "DM104": ([], "op.execute('UPDATE blogs SET author_id = NULL WHERE id > 1')\n", 1),
     "IG101": ([], "# lint: ignore MY101\n"
                   "op.add_column('users', sa.Column('age', sa.Integer(), nullable=False))\n", 1),
 }
@@ -92,8 +97,8 @@ def test_each_finding_fires_on_what_the_revision_does(step, dev_database_url, ma
     assert result.returncode == exit_code, result.stdout + result.stderr
     found = findings(result)
     kind = "error" if exit_code else "warning"
-    line = FIRST_LINE + (code == "MF102")  # MF102: the second statement makes the index unique
-    assert (line, code, kind) in found, result.stdout
+    line = FIRST_LINE
+    assert (line, code, kind) in found, result.stdout + result.stderr
     # Nothing else: a rename is not also a drop, a changed index not also a new one.
     assert len(found) == 1 + (code == "IG101"), result.stdout
     assert re.search(r"fix: +\S", result.stdout), result.stdout
@@ -128,8 +133,11 @@ SILENT = {
     "back-filled before NOT NULL": (
         [NICKNAME_FILLED], "op.execute(\"UPDATE users SET nickname = '' WHERE nickname IS NULL\")\n" + NICKNAME_REQUIRED,
         "MF104"),
-    "back-filled without WHERE": (
-        [NICKNAME_FILLED], "op.execute(\"UPDATE users SET nickname = 'Mx.'\")\n" + NICKNAME_REQUIRED, "MF104"),
+    "back-filled without WHERE, in the revision that adds the column": (
+        [], NICKNAME_FILLED + NICKNAME_REQUIRED, "MF104"),
+    "every row updated from its own value": (
+        [NICKNAME_FILLED], "op.execute(\"UPDATE users SET nickname = COALESCE(nickname, 'Mx.')\")\n"
+        + NICKNAME_REQUIRED, "MF104"),
     "ignored on the line of the op": (
         [NICKNAME_FILLED], NICKNAME_REQUIRED.replace(
             "\n", "  # lint: ignore MF104 -- the app has always written a nickname\n"), "MF104"),
@@ -503,3 +511,60 @@ def test_the_tutorials_story_title_becomes_required(
     # Linted again once applied, the data no longer is what the revision will meet: said so.
     again = lint(app, "--latest", "1", dev_database_url=dev_database_url, database_url=read_only_url)
     assert f"at revision {revision_id}, not at {seed_users}" in again.stdout, again.stdout
+
+
+def everything(engine) -> dict[str, list[tuple]]:
+    """Every row of every table of the database, and every column of each."""
+    with engine.connect() as conn:
+        names = conn.scalars(text("SHOW TABLES")).all()
+        return {t: [conn.execute(text(f"SHOW CREATE TABLE `{t}`")).one()[1],
+                    *conn.execute(text(f"SELECT * FROM `{t}` ORDER BY 1")).all()] for t in names}
+
+
+def leftovers(server, dev) -> tuple[list, list]:
+    """Databases beside the dev database (lint's throwaway ones), and privileges granted on
+    them (lint's users, which DROP USER removes with their grants)."""
+    pattern = dev.database.replace("_", "\\_") + "\\_%"
+    with server.connect() as conn, conn.cursor() as cur:
+        cur.execute("SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME LIKE %s",
+                    (pattern,))
+        databases = cur.fetchall()
+        cur.execute("SELECT User, Db FROM mysql.db WHERE Db LIKE %s", (pattern.replace("\\", "\\\\"),))
+        return list(databases), list(cur.fetchall())
+
+
+# Revisions aimed at production's schema (PROD), on the server where lint replays them.
+ATTACKS = {
+    "delete a row": ("op.execute('DELETE FROM PROD.blogs WHERE id = 1')\n", "refused, not run: it names database PROD"),
+    "drop a column": ("op.execute('ALTER TABLE PROD.users DROP COLUMN title')\n", "refused, not run: it names database PROD"),
+    "rename a table away": ("op.execute('RENAME TABLE blogs TO PROD.stolen')\n", "refused, not run: it names database PROD"),
+    "create a database": ("op.execute('CREATE DATABASE NEWDB')\n", "refused, not run: CREATE DATABASE NEWDB"),
+    "use another database": ("op.execute('USE PROD')\nop.execute('DELETE FROM blogs')\n", "refused, not run: USE PROD"),
+    "drop the database": ("op.execute('DROP DATABASE PROD')\n", "DS101 error: Dropping schema \"PROD\""),
+    # Assembled at run time, out of lint's sight: the server's privileges refuse it.
+    "dynamic SQL": ("op.execute(\"SET @s = CONCAT('DELETE FROM ', 'PROD', '.blogs')\")\n"
+                    "op.execute('PREPARE s FROM @s')\nop.execute('EXECUTE s')\n",
+                    "the revision fails on the dev database: (1142"),
+}
+
+
+@pytest.mark.parametrize("attack", ATTACKS)
+def test_lint_never_writes_outside_its_throwaway_database(
+        step, server, database_url, dev_database_url, db, attack):
+    """With the app's and the dev database on one server, as the README sets them up, a
+    revision aimed at production's schema changes nothing there, and lint leaves nothing."""
+    app = step(STEP)
+    production(app, database_url, db, [{"name": "Jerry", "email": "jerry@example.com"}])
+    body, message = ATTACKS[attack]
+    newdb = f"{dev_database_url.database}_made"
+    body = body.replace("PROD", database_url.database).replace("NEWDB", newdb)
+    write_revision(app, "linted", body)
+    before = everything(db)
+    assert len(before["users"]) == 4 and len(before["blogs"]) == 2  # definition and rows
+    result = lint(app, dev_database_url=dev_database_url, database_url=database_url)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert message.replace("PROD", database_url.database).replace("NEWDB", newdb) in result.stdout, \
+        result.stdout + result.stderr
+    assert "Lint failed." in result.stdout and "Traceback" not in result.stdout + result.stderr
+    assert everything(db) == before
+    assert leftovers(server, dev_database_url) == ([], [])

@@ -22,6 +22,8 @@ import ast
 import io
 import os
 import re
+import signal
+import sys
 import tokenize
 import traceback
 from dataclasses import dataclass, field
@@ -31,21 +33,29 @@ import pymysql
 from alembic import command
 from alembic.script import Script
 from alembic.util import CommandError
-from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
+from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.exc import SQLAlchemyError
+from sqlglot import exp
 
 from database import connect
 from . import APP_DIR
 from .devdb import dev_database
-from .lint_checks import (Finding, Revision, compare, dropped_schema, note_backfill, snapshot)
+from .lint_checks import Finding, Revision, compare, data_changes, finish, snapshot
+from .lint_sql import data_change, read
 from .revisions import alembic_config, current, scripts
+from .sandbox import sandbox
+from .sql import keyword
 
 USAGE = "usage: python -m migrate lint [--latest N | REV] [--strict]"
 # The server refused the ALGORITHM asked for (MySQL 8.4 also refuses INSTANT once a table has
 # had 64 instant ADD/DROP COLUMNs: "No more columns can be added or dropped instantly").
 REFUSED = (1845, 1846)
-DDL = re.compile(r"\s*(ALTER|CREATE|DROP|RENAME|TRUNCATE)\b", re.IGNORECASE)
+SCHEMA = {"ALTER", "CREATE", "DROP", "RENAME", "TRUNCATE"}
 IGNORE = re.compile(r"#\s*lint:\s*ignore\s+([A-Z]{2}\d{3}(?:\s*,\s*[A-Z]{2}\d{3})*)\s*(?:--\s*(.*))?$")
+
+
+class Refused(Exception):
+    """A statement lint will not run anywhere: it reaches outside the throwaway database."""
 
 
 @dataclass
@@ -67,6 +77,15 @@ class Report:
     failure: str | None = None  # the revision fails on the dev database
 
 
+def guard(conn, cursor, sql, parameters, context, executemany):
+    """Before any statement of any revision: refuse what names another database."""
+    statement = read(sql, conn.engine.url.database)
+    if statement.refusal or statement.dropped_database:
+        what = statement.refusal or f"DROP DATABASE {statement.dropped_database}"
+        raise Refused(f"refused, not run: {what}")
+    return sql, parameters
+
+
 class Recorder:
     """Cursor events on the dev connection while one revision's upgrade() runs."""
 
@@ -76,45 +95,58 @@ class Recorder:
         # NOCOPY (in place, without rebuilding the table) exists on MariaDB only.
         self.algorithms = ["INSTANT", "NOCOPY", "INPLACE", "COPY"] if mariadb else \
             ["INSTANT", "INPLACE", "COPY"]
-        self.before = None
         self.statement: Statement | None = None
+        self.read = None
 
     def before_execute(self, conn, cursor, sql, parameters, context, executemany):
         # The line of the operation in the revision file; None for Alembic's own statements
         # (alembic_version), which run after the revision's upgrade() has returned.
         line = line_in(self.path, traceback.walk_stack(None))
-        if line is None or not DDL.match(sql):
-            if line is not None:
-                note_backfill(sql, self.revision)
+        if line is None:
+            return sql, parameters
+        statement = read(sql, conn.engine.url.database)
+        if statement.dropped_database:  # never run, not even here: DS101 from the text
+            self.report.findings.append(Finding(
+                "DS101", f'Dropping schema "{statement.dropped_database}"',
+                "dump the schema first; drop it by hand, outside the migrations", line=line))
+            return "DO 0", parameters
+        if statement.refusal:
+            raise Refused(f"refused, not run: {statement.refusal}; lint runs nothing outside "
+                          "its throwaway database")
+        change = data_change(statement.tree)
+        if change is not None:
+            for finding in data_changes(change, self.revision):
+                finding.line = line
+                self.report.findings.append(finding)
+        if statement.tree is None or keyword(statement.tree) not in SCHEMA:
             return sql, parameters
         self.statement = Statement(" ".join(sql.split()), line)
+        self.read = statement
         self.report.statements.append(self.statement)
-        finding = dropped_schema(sql)
-        if finding:  # never run, not even here: the dev server may hold other databases
-            finding.line = line
-            self.report.findings.append(finding)
-            self.statement = None
-            return "DO 0", parameters
-        self.before = snapshot_of(self.looker)
-        if self.probe(cursor, sql):
+        if self.probe(cursor, sql, statement.tree):
             return "DO 0", parameters  # already applied by the probe
         return sql, parameters
 
-    def probe(self, cursor, sql: str) -> bool:
+    def probe(self, cursor, sql: str, tree: exp.Expression) -> bool:
         """Ask the server for the cheapest ALGORITHM it allows; True once one was applied."""
-        if re.search(r"\bALGORITHM\s*=", sql, re.IGNORECASE):
+        words = [w.upper() for w in sql.split()]
+        if any(w.startswith("ALGORITHM") for w in words):
             return False  # the revision chose one itself
         sql = sql.strip().rstrip(";")
-        drop_index = re.fullmatch(r"DROP\s+INDEX\s+(\S+)\s+ON\s+(\S+)", sql, re.IGNORECASE)
-        if drop_index:  # MariaDB takes no ALGORITHM on DROP INDEX; the ALTER form is the same
-            sql = f"ALTER TABLE {drop_index[2]} DROP INDEX {drop_index[1]}"
-        alter = re.match(r"ALTER\s+TABLE\s+`?(\w+)`?", sql, re.IGNORECASE)
-        create_index = re.match(r"CREATE\s+(?:UNIQUE\s+)?INDEX\s+\S+\s+ON\s+`?(\w+)`?",
-                                sql, re.IGNORECASE)
-        if not (alter or create_index):
+        if isinstance(tree, exp.Drop) and str(tree.args.get("kind")).upper() == "INDEX":
+            # MariaDB takes no ALGORITHM on DROP INDEX; the ALTER form is the same
+            index = tree.this
+            table = index.args.get("table") if isinstance(index, exp.Index) else None
+            if table is None:
+                return False
+            sql, separator = f"ALTER TABLE {table.sql('mysql')} DROP INDEX {index.this.sql('mysql')}", ", "
+            self.statement.table = table.name
+        elif isinstance(tree, exp.Alter) and tree.this is not None:
+            self.statement.table, separator = tree.this.name, ", "
+        elif isinstance(tree, exp.Create) and str(tree.args.get("kind")).upper() == "INDEX":
+            self.statement.table, separator = tree.this.args["table"].name, " "
+        else:
             return False
-        self.statement.table = (alter or create_index)[1]
-        separator = ", " if alter else " "
         for algorithm in self.algorithms:
             try:
                 cursor.execute(f"{sql}{separator}ALGORITHM={algorithm}")
@@ -126,6 +158,7 @@ class Recorder:
                         f"{algorithm} refused" + (f" ({reason[1]})" if reason else ""))
                     continue
                 self.statement.table = None
+                self.statement.refused = []
                 return False  # not a question of algorithm: let the statement fail as written
             self.statement.algorithm = algorithm
             return True
@@ -134,7 +167,8 @@ class Recorder:
     def after_execute(self, conn, cursor, sql, parameters, context, executemany):
         if self.statement is None:
             return
-        for finding in compare(self.before, snapshot_of(self.looker), self.revision):
+        before = self.revision.schema
+        for finding in compare(before, snapshot_of(self.looker), self.read, self.revision):
             finding.line = self.statement.line
             self.report.findings.append(finding)
         self.statement = None
@@ -154,6 +188,20 @@ def snapshot_of(looker: Engine):
         return snapshot(connection)
 
 
+def failure(exc: BaseException, path: str) -> str:
+    """MySQL's error, or the revision's Python's, on the line of the revision that raised it."""
+    # env.py turns a failed revision into a SystemExit that speaks of the app's database (its
+    # history, `python -m migrate status`); the error itself is its context.
+    if isinstance(exc, SystemExit) and exc.__context__ is not None:
+        exc = exc.__context__
+    reason = str(getattr(exc, "orig", None) or exc).splitlines()[0]
+    if not isinstance(exc, (SQLAlchemyError, SystemExit, Refused)):
+        reason = f"{type(exc).__name__}: {reason}"
+    frames = reversed(list(traceback.walk_tb(exc.__traceback__)))  # innermost first
+    line = line_in(path, frames)
+    return (f"L{line}: " if line else "") + f"the revision fails on the dev database: {reason}"
+
+
 def lint_on_dev(dev: Engine, chain: list[Script]) -> list[Report]:
     """Run each revision of `chain` (oldest first) on the dev database, statement by statement."""
     reports = []
@@ -166,14 +214,22 @@ def lint_on_dev(dev: Engine, chain: list[Script]) -> list[Report]:
         config = alembic_config(quiet=True)
         config.attributes["connection"] = connection
         parents = chain[0].down_revision or ()  # None, one revision, or several (a merge)
-        for parent in [parents] if isinstance(parents, str) else parents:
-            command.upgrade(config, parent)
+        event.listen(connection, "before_cursor_execute", guard, retval=True)
+        try:
+            for parent in [parents] if isinstance(parents, str) else parents:
+                command.upgrade(config, parent)
+        except (Exception, SystemExit) as exc:
+            reason = failure(exc, "").partition("the revision fails on the dev database: ")[2]
+            raise SystemExit(f"error: the revisions before the one(s) linted fail on the dev "
+                             f"database: {reason}") from None
+        finally:
+            event.remove(connection, "before_cursor_execute", guard)
         connection.commit()
         for script in chain:
             report = Report(script)
             reports.append(report)
-            with looker.connect() as look:
-                revision = Revision(existing=set(snapshot(look)))
+            start = snapshot_of(looker)
+            revision = Revision(existing=set(start.tables), schema=start)
             recorder = Recorder(report, looker, revision, mariadb)
             event.listen(connection, "before_cursor_execute", recorder.before_execute, retval=True)
             event.listen(connection, "after_cursor_execute", recorder.after_execute)
@@ -181,21 +237,12 @@ def lint_on_dev(dev: Engine, chain: list[Script]) -> list[Report]:
                 command.upgrade(config, script.revision)
                 connection.commit()
             except (Exception, SystemExit) as exc:  # MySQL's error, or the revision's Python's
-                # env.py turns a failed revision into a SystemExit that speaks of the app's
-                # database (its history, `python -m migrate status`); the error itself is its context.
-                if isinstance(exc, SystemExit) and exc.__context__ is not None:
-                    exc = exc.__context__
-                reason = str(getattr(exc, "orig", None) or exc).splitlines()[0]
-                if not isinstance(exc, (SQLAlchemyError, SystemExit)):
-                    reason = f"{type(exc).__name__}: {reason}"
-                frames = reversed(list(traceback.walk_tb(exc.__traceback__)))  # innermost first
-                line = line_in(recorder.path, frames)
-                report.failure = (f"L{line}: " if line else "") + \
-                    f"the revision fails on the dev database: {reason}"
+                report.failure = failure(exc, recorder.path)
                 break  # the revisions after it cannot run either
             finally:
                 event.remove(connection, "before_cursor_execute", recorder.before_execute)
                 event.remove(connection, "after_cursor_execute", recorder.after_execute)
+                report.findings = finish(report.findings, revision)
     looker.dispose()
     return reports
 
@@ -241,13 +288,15 @@ def apply_ignores(report: Report) -> None:
 
 
 def check_data(reports: list[Report], app: Engine) -> str:
-    """Read-only: each data check, and the size of each table an ALTER rebuilds."""
+    """Read-only: each data check, and the size of each table an ALTER rebuilds. The queries
+    are lint's own SELECTs (a back-fill's SET and WHERE become one); no statement of a
+    revision is ever sent there."""
     with app.connect() as connection:
         # Belt and braces beside a SELECT-only user: the server refuses any write here.
-        connection.execute(text("SET SESSION TRANSACTION READ ONLY"))
-        connection.commit()
+        connection.exec_driver_sql("START TRANSACTION READ ONLY")
         at = current(connection)
-        tables = set(inspect(connection).get_table_names())
+        tables = set(connection.scalars(text(
+            "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE()")))
         for report in reports:
             starts = report.script.down_revision
             for finding in report.findings:
@@ -293,6 +342,8 @@ COST = {
 def print_report(reports: list[Report], strict: bool, where: str | None) -> int:
     errors = warnings = silenced = 0
     for report in reports:
+        # A back-fill lint proved complete from its text stays silent unless the data says otherwise.
+        report.findings = [f for f in report.findings if not f.unless_data or f.fails]
         script = report.script
         path = Path(script.path).relative_to(APP_DIR)
         print(f"\n{path}  ({script.revision} {script.doc})")
@@ -369,8 +420,10 @@ def main(args: list[str]) -> int:
     chain, strict = choose(args)
     # The app's database is optional: without it, lint judges the revision alone.
     app = connect() if os.environ.get("DATABASE_URL", "").strip() else None
-    with dev_database() as dev:
-        reports = lint_on_dev(dev, chain)
+    # Killed politely (CI's timeout, Ctrl-C), lint still drops its user and database.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit("error: lint was stopped (SIGTERM)"))
+    with dev_database() as dev, sandbox(dev) as replay:
+        reports = lint_on_dev(replay, chain)
     for report in reports:
         apply_ignores(report)
     where = check_data(reports, app) if app is not None else None

@@ -1,6 +1,7 @@
 # The README's commands. Each creates .venv and installs the pinned requirements first.
 #   make tutorial   run every step README's commands, then every notebook (output in build/)
 #   make test       run the tests against MySQL
+#   make lint-corpus  step 6's lint against tests/lint_corpus: recall, precision, crashes
 #   make bench      time make tutorial and make test against their targets, then the
 #                   tutorial's revisions on tables of 1,000,000 rows (step 6)
 
@@ -8,13 +9,16 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: tutorial test bench lab server sync clean
+.PHONY: tutorial test bench lab server sync clean lint-corpus
 
 tutorial: $(VENV)/.installed
 	$(BIN)/python -m tutorial_kit.tutorial
 
 test: $(VENV)/.installed
 	$(BIN)/python -m pytest
+
+lint-corpus: $(VENV)/.installed
+	$(BIN)/python scripts/lint_corpus.py
 
 bench: $(VENV)/.installed
 	$(BIN)/python scripts/bench.py

@@ -167,12 +167,12 @@ def compare(before: Schema, after: Schema, statement: Statement, revision: Revis
         renames = statement.column_renames.get(old) or statement.column_renames.get(new) or {}
         found += _table_changes(new, before.tables[old], after.tables[new], renames, revision)
     for table, name in statement.inline_references:
-        columns = after.tables.get(table, Table({})).foreign_keys.values()
-        if not any(name in key for key in columns):  # MariaDB 10.5+ makes one; MySQL does not
-            found.append(Finding(
-                "MY102", f'Defining column "{name}" on table "{table}" with inline REFERENCES is '
-                "ignored by MySQL", f"declare it as a table constraint: FOREIGN KEY ({name}) "
-                "REFERENCES ... (sa.ForeignKeyConstraint, or sa.ForeignKey on the column)"))
+        # From the text: MySQL ignores it, MariaDB 10.5+ makes the key, so the same revision
+        # gives a foreign key on one server and none on the other.
+        found.append(Finding(
+            "MY102", f'Defining column "{name}" on table "{table}" with inline REFERENCES is '
+            "ignored by MySQL", f"declare it as a table constraint: FOREIGN KEY ({name}) "
+            "REFERENCES ... (sa.ForeignKeyConstraint, or sa.ForeignKey on the column)"))
     revision.schema = after
     return found
 
@@ -200,7 +200,7 @@ def _table_changes(table: str, old: Table, new: Table, renames: dict[str, str],
                 "check that no row holds a value, or save them first",
                 table, lambda c, t=table, n=name: _values_lost(c, t, n)))
         revision.added.discard((table, name))
-    last = max((c.position for c in old.columns.values()), default=0)
+    kept = [new.columns[renames.get(c, c)].position for c in old.columns if renames.get(c, c) in new.columns]
     for name in sorted(added):
         revision.added.add((table, name))
         column = new.columns[name]
@@ -218,7 +218,7 @@ def _table_changes(table: str, old: Table, new: Table, renames: dict[str, str],
                 "MY141", f'Adding an AUTO_INCREMENT column "{name}" to table "{table}" '
                 "rebuilds it and numbers every row", "do it while the table is small, or in a "
                 "maintenance window"))
-        if column.position <= last and len(added) < len(new.columns):
+        if any(position > column.position for position in kept):
             found.append(Finding(
                 "MY142", f'Adding column "{name}" before existing columns of table "{table}" '
                 "rebuilds it on servers before MySQL 8.0.29", "add it last (no FIRST or AFTER)"))
@@ -248,7 +248,8 @@ def _table_changes(table: str, old: Table, new: Table, renames: dict[str, str],
                 renames.get(c, c) in new.columns for c in columns):
             found.append(Finding(
                 "CD101", f'Dropping foreign-key constraint "{fk}" of table "{table}"',
-                "nothing will keep the rows consistent any more: make sure the app does, or keep it"))
+                "nothing will keep the rows consistent any more: make sure the app does, or keep it",
+                column=(table, ",".join(renames.get(c, c) for c in columns))))
     if existing:
         found += _blocking(table, old, new, renames)
     found += _indexes(table, old, new, renames, revision)
@@ -360,7 +361,7 @@ def data_changes(change: Change, revision: Revision) -> list[Finding]:
             continue  # filling a column this revision added
         if any(isinstance(c, exp.Column) and c.name == column for c in value.find_all(exp.Column)):
             continue  # computed from the old value (COALESCE(c, ''), c + 1): not a loss
-        if isinstance(value, exp.Null):
+        if isinstance(value, exp.Null) and not (where is not None and only_nulls(where, column)):
             found.append(Finding(
                 "DM104", f'UPDATE sets column "{column}" of table "{table}" to NULL',
                 "save the values first, or keep them", table,
@@ -386,6 +387,10 @@ def finish(findings: list[Finding], revision: Revision) -> list[Finding]:
             table = final.tables.get(finding.column[0])
             column = table and table.columns.get(finding.column[1])
             if column and column.generated:
+                continue
+        if finding.code == "CD101" and finding.column:  # its columns dropped later: DS103 says it
+            table = final.tables.get(finding.column[0])
+            if table is None or not set(finding.column[1].split(",")) & table.columns.keys():
                 continue
         if finding.code == "MY101" and finding.column:
             zero = _zero_literal(finding.column, revision)

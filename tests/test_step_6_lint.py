@@ -568,3 +568,144 @@ def test_lint_never_writes_outside_its_throwaway_database(
     assert "Lint failed." in result.stdout and "Traceback" not in result.stdout + result.stderr
     assert everything(db) == before
     assert leftovers(server, dev_database_url) == ([], [])
+
+
+ADD_SUBTITLE = "op.add_column('blogs', sa.Column('subtitle', sa.String(40), nullable=True))\n"
+SUBTITLE_REQUIRED = "op.alter_column('blogs', 'subtitle', existing_type=sa.String(40), nullable=False)\n"
+
+# What the issue found, each read from the statement, not guessed: (earlier revisions, the one
+# linted, the findings as (line offset, code, kind), in order)
+READ_AS_SQL = {
+    "a leading comment hides nothing": (
+        [], "op.execute('/* x */ DROP TABLE blogs')\n", [(0, "DS102", "error")]),
+    "DROP + ADD of the same type is no rename": (
+        [], "op.execute('ALTER TABLE blogs DROP COLUMN title, ADD COLUMN headline VARCHAR(255)')\n",
+        [(0, "DS103", "error")]),
+    "two renames in one statement": (
+        [], "op.execute('ALTER TABLE blogs RENAME COLUMN title TO headline, RENAME COLUMN body TO content')\n",
+        [(0, "BC102", "warning"), (0, "BC102", "warning")]),
+    "a rename with another change": (
+        [], "op.execute('ALTER TABLE blogs CHANGE title headline VARCHAR(300) NOT NULL')\n",
+        [(0, "BC102", "warning")]),
+    "RENAME TO + ADD COLUMN": (
+        [], "op.execute('ALTER TABLE blogs RENAME TO posts, ADD COLUMN views INT')\n",
+        [(0, "BC101", "warning")]),
+    "a POINT column elsewhere in the schema": (
+        ["op.execute('CREATE TABLE places (id INT PRIMARY KEY, at POINT, ip VARCHAR(39))')\n"],
+        ADD_NICKNAME, []),
+    "a POINT column dropped": (
+        ["op.execute('CREATE TABLE places (id INT PRIMARY KEY, at POINT)')\n"],
+        "op.drop_column('places', 'at')\n", [(0, "DS103", "error")]),
+    "a back-fill that may write NULL is none": (
+        [ADD_SUBTITLE], "op.execute(\"UPDATE blogs SET subtitle = IF(id > 1, 'x', NULL) "
+                        "WHERE subtitle IS NULL\")\n" + SUBTITLE_REQUIRED,
+        [(1, "MF104", "warning")]),
+    "an UPDATE filling a column the revision adds": (
+        [], ADD_SUBTITLE + "op.execute(\"UPDATE blogs SET subtitle = 'none'\")\n" + SUBTITLE_REQUIRED, []),
+    "TRUNCATE": ([], "op.execute('TRUNCATE blogs')\n", [(0, "DM101", "error")]),
+    "a NOT NULL column losing its default": (
+        ["op.add_column('blogs', sa.Column('views', sa.Integer(), nullable=False, server_default='0'))\n"],
+        "op.alter_column('blogs', 'views', existing_type=sa.Integer(), server_default=None, "
+        "existing_nullable=False)\n", [(0, "DF101", "warning")]),
+    "a table the revision creates and drops": (
+        [], "op.create_table('scratch', sa.Column('id', sa.Integer(), primary_key=True))\n"
+            "op.drop_table('scratch')\n", []),
+    "a view keeping a renamed table's name": (
+        [], "op.rename_table('blogs', 'posts')\nop.execute('CREATE VIEW blogs AS SELECT * FROM posts')\n", []),
+    "enum values reordered": (
+        ["op.add_column('blogs', sa.Column('kind', sa.Enum('a', 'b')))\n"],
+        "op.alter_column('blogs', 'kind', type_=sa.Enum('b', 'a'), existing_type=sa.Enum('a', 'b'))\n",
+        [(0, "MY111", "warning")]),
+}
+
+
+@pytest.mark.parametrize("case", READ_AS_SQL)
+def test_statements_are_read_as_sql(step, dev_database_url, case):
+    app = step(STEP)
+    earlier, linted, expected = READ_AS_SQL[case]
+    write_revisions(app, earlier, linted)
+    result = lint(app, dev_database_url=dev_database_url)
+    assert "Traceback" not in result.stdout + result.stderr and result.stderr == "", result.stderr
+    assert findings(result) == [(FIRST_LINE + offset, code, kind) for offset, code, kind in expected], \
+        result.stdout
+    assert result.returncode == int(any(kind == "error" for *_, kind in expected)), result.stdout
+
+
+@pytest.mark.parametrize("update, nulls", [
+    ("UPDATE blogs SET subtitle = 'x' WHERE id < 3", 1),  # blog 3 keeps its NULL
+    ("UPDATE blogs SET subtitle = IF(id = 1, 'x', NULL) WHERE subtitle IS NULL", 2),
+    ("UPDATE blogs SET subtitle = title WHERE subtitle IS NULL", 0),  # titles are NOT NULL
+])
+def test_a_back_fill_is_proved_on_productions_rows_then_applied(
+        step, database_url, dev_database_url, db, read_only_url, update, nulls):
+    """The back-fill's SET and WHERE, played as a SELECT on production's rows (read-only),
+    say whether the NOT NULL will fail; applying the revision shows they were right."""
+    app = step(STEP)
+    write_revision(app, "add_subtitle", ADD_SUBTITLE)
+    production(app, database_url, db, [])
+    with db.begin() as conn:
+        conn.execute(text("INSERT INTO blogs (title, body) VALUES ('Two', '2'), ('Three', '3')"))
+    write_revision(app, "linted", f"op.execute({update!r})\n" + SUBTITLE_REQUIRED)
+    before = everything(db)
+    result = lint(app, dev_database_url=dev_database_url, database_url=read_only_url)
+    assert result.stderr == "", result.stderr
+    if nulls:
+        assert findings(result) == [(FIRST_LINE + 1, "MF104", "error")], result.stdout
+        assert f"a NULL subtitle after the back-fill: this revision will fail" in result.stdout
+        assert f"data: {nulls} row" in result.stdout
+    else:
+        assert findings(result) == [], result.stdout
+    assert everything(db) == before  # lint read only
+    applied = run(app, "-m", "migrate", "upgrade", database_url=database_url)
+    assert (applied.returncode != 0) == bool(nulls), applied.stderr
+    after = everything(db)
+    assert [row[:3] for row in after["blogs"][1:]] == [row[:3] for row in before["blogs"][1:]]
+
+
+def test_lint_stopped_midway_leaves_nothing_behind(step, server, dev_database_url):
+    """SIGTERM (CI's timeout) while a revision runs: the user and the database lint made are
+    dropped all the same."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from tutorial_kit.steps import step_env
+    app = step(STEP)
+    write_revision(app, "linted", "op.execute('SELECT SLEEP(60)')\n")
+    process = subprocess.Popen([sys.executable, "-m", "migrate", "lint"], cwd=app,
+                               env=step_env(None, dev_database_url), stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    try:
+        pattern = dev_database_url.database.replace("_", "\\_") + "\\_%"
+        while True:  # until the revision runs: its SLEEP is in the process list
+            with server.connect() as conn, conn.cursor() as cur:
+                cur.execute("SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE "
+                            "INFO LIKE 'SELECT SLEEP(60)%%' AND DB LIKE %s", (pattern,))
+                if cur.fetchone()[0]:
+                    break
+            assert process.poll() is None, process.communicate()
+            time.sleep(0.2)
+        assert leftovers(server, dev_database_url) != ([], [])  # made while it runs
+        process.send_signal(signal.SIGTERM)
+        out, err = process.communicate(timeout=120)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode != 0 and "Traceback" not in err, err
+    assert leftovers(server, dev_database_url) == ([], [])
+
+
+def test_a_dev_user_that_may_not_create_users_gets_one_line(step, server, dev_database_url, db):
+    user, password = f"dev_{secrets.token_hex(4)}", secrets.token_hex(8)
+    with db.begin() as conn:
+        conn.execute(text(f"CREATE USER '{user}'@'%' IDENTIFIED BY '{password}'"))
+        conn.execute(text(f"GRANT ALL ON `{dev_database_url.database}%`.* TO '{user}'@'%'"))
+    try:
+        limited = dev_database_url.set(username=user, password=password)
+        line = assert_clean_failure(lint(step(STEP), dev_database_url=limited), password=password)
+        assert f"DEV_DATABASE_URL's user '{user}' may not create users" in line
+        assert leftovers(server, dev_database_url) == ([], [])
+    finally:
+        with db.begin() as conn:
+            conn.execute(text(f"DROP USER '{user}'@'%'"))

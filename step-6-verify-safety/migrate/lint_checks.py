@@ -22,6 +22,7 @@ from sqlglot.tokens import TokenType
 
 from .history import BOOKKEEPING
 from .lint_sql import Change, Statement, may_be_null, only_nulls, safe_to_evaluate, sql_of
+from .sql import parse
 
 # Errors by default: what they lose cannot be had back.
 DESTRUCTIVE = {"DS101", "DS102", "DS103", "DM101", "DM102", "DM103", "DM104"}
@@ -50,6 +51,7 @@ class Table:
     foreign_keys: dict[str, tuple[str, ...]] = field(default_factory=dict)  # name -> columns
     engine: str = ""
     partitioned: bool = False
+    checked_not_null: set[str] = field(default_factory=set)  # a CHECK (c IS NOT NULL) holds
 
 
 @dataclass
@@ -125,7 +127,29 @@ def snapshot(connection: Connection) -> Schema:
     for (table, name), columns in keys.items():
         if table in tables:
             tables[table].foreign_keys[name] = tuple(columns)
+    for table, clause in connection.execute(text(
+            "SELECT t.TABLE_NAME, c.CHECK_CLAUSE FROM information_schema.TABLE_CONSTRAINTS t "
+            "JOIN information_schema.CHECK_CONSTRAINTS c ON c.CONSTRAINT_SCHEMA = t.CONSTRAINT_SCHEMA "
+            "AND c.CONSTRAINT_NAME = t.CONSTRAINT_NAME WHERE t.CONSTRAINT_SCHEMA = DATABASE() "
+            "AND t.CONSTRAINT_TYPE = 'CHECK'")):
+        column = not_null_check(clause)
+        if table in tables and column:
+            tables[table].checked_not_null.add(column)
     return Schema(tables, views)
+
+
+def not_null_check(clause: str) -> str | None:
+    """The column a CHECK clause keeps NULLs out of (`a IS NOT NULL`), read with sqlglot."""
+    try:
+        [tree] = parse(clause)
+    except ValueError:
+        return None
+    while isinstance(tree, exp.Paren):
+        tree = tree.this
+    if isinstance(tree, exp.Not) and isinstance(tree.this, exp.Is) and \
+            isinstance(tree.this.this, exp.Column) and isinstance(tree.this.expression, exp.Null):
+        return tree.this.this.name
+    return None
 
 
 @dataclass
@@ -225,7 +249,7 @@ def _table_changes(table: str, old: Table, new: Table, renames: dict[str, str],
     for was_name in sorted(old.columns.keys() & new.columns.keys() | renames.keys()):
         name = renames.get(was_name, was_name)
         was, now = old.columns[was_name], new.columns[name]
-        if existing and was.nullable and not now.nullable:
+        if existing and was.nullable and not now.nullable and was_name not in old.checked_not_null:
             finding = _made_not_null(table, name, was, revision)
             if finding:
                 found.append(finding)
@@ -411,6 +435,7 @@ def _zero_literal(column: tuple[str, str], revision: Revision) -> str:
 # --- Types ----------------------------------------------------------------------------------
 
 TEMPORAL = ("DATE", "DATETIME", "TIMESTAMP", "TIME", "YEAR")
+ZERO_DATES = ("DATE", "DATETIME", "TIMESTAMP")  # zero values that NO_ZERO_DATE refuses
 INTEGERS = {"TINYINT": 8, "SMALLINT": 16, "MEDIUMINT": 24, "INTEGER": 32, "INT": 32, "BIGINT": 64}
 TEXTS = {"TINYTEXT": 255, "TEXT": 65535, "MEDIUMTEXT": 16777215, "LONGTEXT": 4294967295}
 STRINGS = ("CHAR", "VARCHAR")
@@ -513,6 +538,8 @@ def _narrowing(table: str, name: str, old: str, new: str) -> Finding | None:
         table, check)
 
 
+SPATIAL = {"POINT", "GEOMETRY", "LINESTRING", "POLYGON", "MULTIPOINT", "MULTILINESTRING",
+           "MULTIPOLYGON", "GEOMETRYCOLLECTION", "GEOMCOLLECTION"}
 KNOWN = set(INTEGERS) | set(TEXTS) | set(STRINGS) | set(TEMPORAL) | {
     "DECIMAL", "NUMERIC", "FLOAT", "DOUBLE", "REAL", "BIT", "BINARY", "VARBINARY", "BLOB",
     "TINYBLOB", "MEDIUMBLOB", "LONGBLOB", "JSON", "ENUM", "SET", "BOOL", "BOOLEAN"}
@@ -525,8 +552,10 @@ def _range(kind: str, unsigned: bool) -> tuple[int, int]:
 
 def _zero_value(kind: str) -> str:
     base = _base(kind)[0]
-    if base in TEMPORAL:
+    if base in ZERO_DATES:
         return "'0000-00-00'" if base == "DATE" else "a zero date"
+    if base == "TIME":
+        return "'00:00:00'"
     if base == "ENUM":
         return "the first ENUM value"
     if base in STRINGS or base in TEXTS or base in ("BINARY", "VARBINARY", "BLOB", "TINYBLOB",
@@ -540,7 +569,13 @@ def _not_null_added(table: str, name: str, column: Column) -> Finding:
     zero = _zero_value(column.type)
     fix = (f"give it a server_default, or add it nullable, back-fill {table}.{name}, "
            "then make it NOT NULL")
-    if _base(column.type)[0] in TEMPORAL:
+    if _base(column.type)[0] in SPATIAL:
+        return Finding(
+            "MF103",
+            f'Adding a non-nullable column "{name}" ({column.type}) without a DEFAULT to table '
+            f'"{table}" fails on MySQL when the table holds rows: a geometry has no zero value',
+            fix, table, lambda c: _rows_get_no_geometry(c, table, name), column=(table, name))
+    if _base(column.type)[0] in ZERO_DATES:
         return Finding(
             "MF103",
             f'Adding a non-nullable column "{name}" ({column.type}) without a DEFAULT to table '
@@ -620,6 +655,15 @@ def _rows_get_zero_date(c: Connection, table: str, name: str) -> tuple[str, bool
         return (f"{table} holds {n} row(s) and the server refuses zero dates (sql_mode): "
                 "this revision will fail"), True
     return f"{_rows(n, table, 'will', 'will')} get a zero date in {name}", False
+
+
+def _rows_get_no_geometry(c: Connection, table: str, name: str) -> tuple[str, bool]:
+    n = _count(c, table)
+    if n == 0:
+        return f"{table} is empty: nothing to fill", False
+    if "mariadb" in (c.scalar(text("SELECT VERSION()")) or "").lower():
+        return f"{_rows(n, table, 'will', 'will')} get an empty value in {name} (MariaDB)", False
+    return f"{table} holds {n} row(s) and MySQL has no zero geometry: this revision will fail", True
 
 
 def _too_long(c: Connection, table: str, name: str, limit: int, unit: str = "characters") -> tuple[str, bool]:

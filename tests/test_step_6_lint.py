@@ -709,3 +709,19 @@ def test_a_dev_user_that_may_not_create_users_gets_one_line(step, server, dev_da
     finally:
         with db.begin() as conn:
             conn.execute(text(f"DROP USER '{user}'@'%'"))
+
+
+@pytest.mark.parametrize("earlier, linted, statement", [
+    (["op.create_index('ix_users_name', 'users', ['name'])\n"],
+     "op.drop_index('ix_users_name', 'users')\n", "DROP INDEX ix_users_name ON users"),
+    (["op.execute('CREATE TABLE places (id INT PRIMARY KEY, at POINT)')\n"],
+     "op.execute('ALTER TABLE places ADD COLUMN shape GEOMETRY')\n",
+     "ALTER TABLE places ADD COLUMN shape GEOMETRY"),
+])
+def test_cost_of_statements_sqlglot_reads_in_part(step, dev_database_url, earlier, linted, statement):
+    app = step(STEP)
+    write_revisions(app, earlier, linted)
+    result = lint(app, dev_database_url=dev_database_url)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"cost: {statement}" in result.stdout
+    assert re.search(r"(INSTANT|NOCOPY|INPLACE|COPY): ", cost(result)), result.stdout

@@ -36,6 +36,7 @@ from alembic.util import CommandError
 from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlglot import exp
+from sqlglot import tokenize as sql_tokens
 
 from database import connect
 from . import APP_DIR
@@ -129,22 +130,27 @@ class Recorder:
 
     def probe(self, cursor, sql: str, tree: exp.Expression) -> bool:
         """Ask the server for the cheapest ALGORITHM it allows; True once one was applied."""
-        words = [w.upper() for w in sql.split()]
-        if any(w.startswith("ALGORITHM") for w in words):
+        if any(t.text.upper() == "ALGORITHM" for t in sql_tokens(sql, read="mysql")):
             return False  # the revision chose one itself
         sql = sql.strip().rstrip(";")
         if isinstance(tree, exp.Drop) and str(tree.args.get("kind")).upper() == "INDEX":
             # MariaDB takes no ALGORITHM on DROP INDEX; the ALTER form is the same
-            index = tree.this
-            table = index.args.get("table") if isinstance(index, exp.Index) else None
-            if table is None:
+            on = tree.args.get("cluster")
+            if not tree.args.get("tables") or on is None:
                 return False
-            sql, separator = f"ALTER TABLE {table.sql('mysql')} DROP INDEX {index.this.sql('mysql')}", ", "
+            table, index = on.this, tree.args["tables"][0]
+            sql, separator = f"ALTER TABLE {table.sql('mysql')} DROP INDEX {index.sql('mysql')}", ", "
             self.statement.table = table.name
         elif isinstance(tree, exp.Alter) and tree.this is not None:
             self.statement.table, separator = tree.this.name, ", "
         elif isinstance(tree, exp.Create) and str(tree.args.get("kind")).upper() == "INDEX":
             self.statement.table, separator = tree.this.args["table"].name, " "
+        elif isinstance(tree, exp.Command) and str(tree.this).upper() == "ALTER":
+            # An ALTER sqlglot keeps whole (a POINT column, PARTITION BY): its tokens name the table.
+            tokens = list(sql_tokens(sql, read="mysql"))
+            if len(tokens) < 3 or tokens[1].text.upper() != "TABLE":
+                return False
+            self.statement.table, separator = tokens[2].text, ", "
         else:
             return False
         for algorithm in self.algorithms:

@@ -696,15 +696,20 @@ def test_lint_stopped_midway_leaves_nothing_behind(step, server, dev_database_ur
     assert leftovers(server, dev_database_url) == ([], [])
 
 
-def test_a_dev_user_that_may_not_create_users_gets_one_line(step, server, dev_database_url, db):
+@pytest.mark.parametrize("create_user, message", [
+    (False, "may not create users"), (True, "may not grant privileges on")])
+def test_a_dev_user_that_may_not_make_the_replays_user_gets_one_line(
+        step, server, dev_database_url, db, create_user, message):
     user, password = f"dev_{secrets.token_hex(4)}", secrets.token_hex(8)
     with db.begin() as conn:
         conn.execute(text(f"CREATE USER '{user}'@'%' IDENTIFIED BY '{password}'"))
         conn.execute(text(f"GRANT ALL ON `{dev_database_url.database}%`.* TO '{user}'@'%'"))
+        if create_user:  # but no GRANT OPTION
+            conn.execute(text(f"GRANT CREATE USER ON *.* TO '{user}'@'%'"))
     try:
         limited = dev_database_url.set(username=user, password=password)
         line = assert_clean_failure(lint(step(STEP), dev_database_url=limited), password=password)
-        assert f"DEV_DATABASE_URL's user '{user}' may not create users" in line
+        assert f"DEV_DATABASE_URL's user '{user}' {message}" in line
         assert leftovers(server, dev_database_url) == ([], [])
     finally:
         with db.begin() as conn:

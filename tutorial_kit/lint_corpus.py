@@ -132,6 +132,12 @@ def run_case(server, case: Case) -> Outcome:
 def verify(server, app: Path, prod, lint_output: str, found: list[str]) -> list[str]:
     """Apply the revision to production: lint's data verdicts must come true."""
     predicted = any(code.endswith("!") for code in found)
+    overwritten = re.findall(r"data: (\d+) rows? of (\w+) loses? its value in (\w+)", lint_output)
+    with server.connect(prod.database) as conn, conn.cursor() as cur:
+        before = {}
+        for _, table, column in overwritten:  # the corpus's tables have an id column
+            cur.execute(f"SELECT id, `{column}` FROM `{table}`")
+            before[(table, column)] = dict(cur.fetchall())
     applied = run(app, "-m", "migrate", "upgrade", database_url=prod)
     wrong = []
     if predicted and applied.returncode == 0:
@@ -154,6 +160,13 @@ def verify(server, app: Path, prod, lint_output: str, found: list[str]) -> list[
                         "DATABASE() AND TABLE_NAME = %s AND COLUMN_NAME = %s", (table, column))
             if cur.fetchone()[0]:
                 wrong.append(f"said {n} values of {table}.{column} would be lost; the column is there")
+        for n, table, column in overwritten:
+            cur.execute(f"SELECT id, `{column}` FROM `{table}`")
+            after = dict(cur.fetchall())
+            lost = sum(1 for key, value in before[(table, column)].items()
+                       if value is not None and after.get(key) != value)
+            if lost != int(n):
+                wrong.append(f"said {n} values of {table}.{column} would be overwritten; {lost} were")
     return wrong
 
 

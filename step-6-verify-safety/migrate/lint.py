@@ -1,21 +1,26 @@
 """`python -m migrate lint [--latest N | REV] [--strict]`: Atlas's `migrate lint`, for Alembic.
 
-For each revision linted, on a throwaway dev database (devdb.py): upgrade to its parent, then
-run its upgrade one statement at a time (SQLAlchemy's cursor events), looking at the schema
-before and after each statement (lint_checks.py). So the findings come from what the revision
-does on MySQL, not from the text of the Python file. Then:
+For each revision linted, on a throwaway dev database (devdb.py), as a MySQL user allowed into
+that database only (sandbox.py): upgrade to its parent, then run its upgrade one statement at a
+time (SQLAlchemy's cursor events). Each statement is read with sqlglot (lint_sql.py): one that
+names another database is refused before it runs; a rename is one when the statement says so.
+The schema before and after each statement, and what the revision did before it, give the
+findings (lint_checks.py). So the findings come from what the revision does on MySQL, not from
+the text of the Python file alone. Then:
 
 - what each ALTER will cost: the server is asked, on the dev database, with an explicit
   ALGORITHM=INSTANT, then NOCOPY (MariaDB), INPLACE, COPY. A server refuses an algorithm it
   cannot honour and changes nothing, so the first one it accepts is also the statement applied;
 - with DATABASE_URL set, each data-dependent finding is checked against the real data with
-  read-only queries ("412 rows of users have a NULL title: this revision will fail"), and the
-  size of a table beside a rebuild. Nothing is ever written there.
+  lint's own SELECTs in a READ ONLY transaction ("412 rows of users have a NULL title: this
+  revision will fail"), and the size of a table beside a rebuild. No statement of a revision
+  is ever sent there.
 
 A finding is silenced only in the revision, next to the operation, with a reason:
     op.alter_column("users", "title", nullable=False)  # lint: ignore MF104 -- back-filled by the app
 (or the comment on the line above). Exit 1 on a destructive change, a data check that proves the
-revision will fail, or a revision that fails on the dev database; `--strict` also on warnings.
+revision will fail, or a revision that fails (or is refused) on the dev database; `--strict`
+also on warnings.
 """
 
 import ast

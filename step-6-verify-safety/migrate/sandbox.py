@@ -38,7 +38,16 @@ def sandbox(dev: Engine) -> Iterator[Engine]:
                 "each revision as a user of its own that can reach the throwaway database "
                 f"only: as an admin, GRANT CREATE USER ON *.* TO '{admin}'@'{host}'") from None
         try:
-            conn.execute(text(f"GRANT ALL PRIVILEGES ON `{database}`.* TO {account}"))
+            try:
+                conn.execute(text(f"GRANT ALL PRIVILEGES ON `{database}`.* TO {account}"))
+            except DBAPIError as exc:
+                if error_code(exc) not in (1044, 1045, 1227):
+                    raise
+                raise SystemExit(
+                    f"error: DEV_DATABASE_URL's user '{dev.url.username}' may not grant "
+                    f"privileges on '{database}', where lint replays revisions: as an admin, "
+                    f"GRANT ALL ON `{database.rpartition('_plan_')[0] or database}%`.* TO "
+                    f"'{dev.url.username}'@'{host}' WITH GRANT OPTION") from None
             conn.commit()
             engine = create_engine(dev.url.set(username=user, password=password))
             try:

@@ -306,6 +306,10 @@ def check_data(reports: list[Report], app: Engine) -> str:
         # Belt and braces beside a SELECT-only user: the server refuses any write here.
         connection.exec_driver_sql("START TRANSACTION READ ONLY")
         at = current(connection)
+        version = connection.scalar(text("SELECT VERSION()")) or ""
+        mysql = None if "mariadb" in version.lower() else \
+            tuple(int(part) for part in version.split("-")[0].split(".")[:2])
+        earlier: dict[str, int] = {}  # INSTANT ALTERs of each table before this one
         tables = set(connection.scalars(text(
             "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE()")))
         for report in reports:
@@ -326,12 +330,40 @@ def check_data(reports: list[Report], app: Engine) -> str:
             for statement in report.statements:
                 if statement.table in tables and statement.algorithm != "INSTANT":
                     statement.size = table_size(connection, statement.table)
+                elif statement.table in tables and statement.algorithm == "INSTANT" and mysql:
+                    earlier[statement.table] = earlier.get(statement.table, -1) + 1
+                    statement.size, full = row_versions(
+                        connection, statement.table, mysql, earlier[statement.table])
+                    if full:
+                        report.findings.append(Finding(
+                            "IN101", f'Table "{statement.table}" has no instant ADD/DROP COLUMN '
+                            "left: on production this ALTER rebuilds it", "rebuild it once in "
+                            f"a quiet hour (OPTIMIZE TABLE {statement.table}), which resets the count",
+                            line=statement.line))
         connection.rollback()
     where = f"database '{app.url.database}' at revision {at or 'none'}"
     parent = reports[0].script.down_revision
     if at != parent:  # e.g. the revisions were applied already: the NULLs may be gone by now
         where += f", not at {parent or 'none'} where the first revision linted starts"
     return where
+
+
+def row_versions(connection: Connection, table: str, version: tuple[int, ...],
+                 earlier: int) -> tuple[str, bool]:
+    """MySQL 8.0.29+ counts a table's instant ADD/DROP COLUMNs (64 allowed, 255 from 9.1);
+    past the limit an INSTANT ALTER is refused, and one without ALGORITHM rebuilds the table,
+    which a fresh dev database cannot show. (The count needs the PROCESS privilege.)"""
+    limit = 255 if version >= (9, 1) else 64
+    try:
+        used = connection.scalar(text(
+            "SELECT TOTAL_ROW_VERSIONS FROM information_schema.INNODB_TABLES "
+            "WHERE NAME = CONCAT(DATABASE(), '/', :t)"), {"t": table})
+    except SQLAlchemyError:
+        used = None
+    if used is None:
+        return f"{table}: instant row versions used unknown (reading them needs PROCESS)", False
+    used += earlier  # counted as if each INSTANT ALTER linted before it added one
+    return f"{table}: {used} of {limit} instant row versions used", used >= limit
 
 
 def table_size(connection: Connection, table: str) -> str:

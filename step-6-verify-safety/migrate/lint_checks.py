@@ -342,11 +342,14 @@ def _made_not_null(table: str, name: str, was: Column, revision: Revision) -> Fi
     data, the back-fill is played as a SELECT on production's rows in any case."""
     fills = revision.fills.get((table, name), [])
     nullable = {n: c.nullable for n, c in revision.schema.tables.get(table, Table({})).columns.items()}
-    filled = any(only_nulls(f.where, name) and not may_be_null(f.assignments[name], nullable)
-                 for f in fills)
     added = (table, name) in revision.added
-    start = exp.Null() if added and was.default is None else \
-        (exp.column(name) if not added else None)
+    if added and was.default is not None:  # its default filled every row; an UPDATE may not have
+        start = None
+        filled = not any(may_be_null(f.assignments[name], nullable) for f in fills)
+    else:
+        start = exp.Null() if added else exp.column(name)
+        filled = any(only_nulls(f.where, name) and not may_be_null(f.assignments[name], nullable)
+                     for f in fills)
     check = None if start is None else \
         (lambda c: _nulls_after(c, table, name, start, fills))
     message = f'Modifying nullable column "{name}" to non-nullable might fail in case it ' \

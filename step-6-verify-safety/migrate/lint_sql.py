@@ -217,8 +217,9 @@ def only_nulls(where: exp.Expression | None, column: str) -> bool:
 
 
 # Functions that have an effect beyond their value: never evaluated against production's rows.
+# RAND: a count over production would be as random as the UPDATE's choice of rows.
 EFFECTS = {"SLEEP", "BENCHMARK", "GET_LOCK", "RELEASE_LOCK", "RELEASE_ALL_LOCKS", "LOAD_FILE",
-           "SYS_EXEC", "NAME_CONST", "MASTER_POS_WAIT", "SOURCE_POS_WAIT", "UUID_SHORT"}
+           "SYS_EXEC", "NAME_CONST", "MASTER_POS_WAIT", "SOURCE_POS_WAIT", "UUID_SHORT", "RAND"}
 
 
 def safe_to_evaluate(value: exp.Expression) -> bool:

@@ -603,6 +603,11 @@ READ_AS_SQL = {
     "an UPDATE filling a column the revision adds": (
         [], ADD_SUBTITLE + "op.execute(\"UPDATE blogs SET subtitle = 'none'\")\n" + SUBTITLE_REQUIRED, []),
     "TRUNCATE": ([], "op.execute('TRUNCATE blogs')\n", [(0, "DM101", "error")]),
+    "CREATE UNIQUE INDEX after a DROP INDEX is a new unique index": (
+        ["op.create_index('ix_users_name', 'users', ['name'])\n"],
+        "op.drop_index('ix_users_name', 'users')\n"
+        "op.create_index('ix_users_name', 'users', ['name'], unique=True)\n",
+        [(1, "MF101", "warning")]),
     "a NOT NULL column losing its default": (
         ["op.add_column('blogs', sa.Column('views', sa.Integer(), nullable=False, server_default='0'))\n"],
         "op.alter_column('blogs', 'views', existing_type=sa.Integer(), server_default=None, "

@@ -11,9 +11,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from tutorial_kit import find_server  # noqa: E402
 from tutorial_kit.lint_corpus import load, measure, report  # noqa: E402
+from tutorial_kit.steps import lazy_ca_certificates  # noqa: E402
 
 
 def main() -> int:
+    lazy_ca_certificates()  # as the tests do: each connection's TLS set-up made cheap
     cases = load()
     with find_server() as server:
         outcomes = measure(server, cases)

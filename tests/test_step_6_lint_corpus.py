@@ -12,7 +12,7 @@ from tutorial_kit.lint_corpus import figures, load, measure, report
 def test_lint_corpus_recall_precision_and_no_crash(server):
     cases = load()
     assert len(cases) >= 150
-    outcomes = measure(server, cases, workers=2)
+    outcomes = measure(server, cases, workers=4)
     summary = report(outcomes)
     f = figures(outcomes)
     assert f["crashes"] == 0, summary

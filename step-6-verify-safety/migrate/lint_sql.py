@@ -8,6 +8,7 @@ MySQL), the rows a DELETE or UPDATE touches.
 """
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from sqlglot import exp, tokenize
 from sqlglot.tokens import TokenType
@@ -30,6 +31,7 @@ class Statement:
     refusal: str | None = None  # why lint will not run it, even on its throwaway database
 
 
+@lru_cache(maxsize=256)  # Alembic's and the history's own statements come back again and again
 def read(sql: str, own: str = "") -> Statement:
     """`own`: the database the statement runs in; naming it is no escape (SQLAlchemy's own
     queries do)."""

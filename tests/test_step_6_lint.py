@@ -541,6 +541,11 @@ ATTACKS = {
     "create a database": ("op.execute('CREATE DATABASE NEWDB')\n", "refused, not run: CREATE DATABASE NEWDB"),
     "use another database": ("op.execute('USE PROD')\nop.execute('DELETE FROM blogs')\n", "refused, not run: USE PROD"),
     "drop the database": ("op.execute('DROP DATABASE PROD')\n", "DS101 error: Dropping schema \"PROD\""),
+    # Its own connection, from the URL lint was given: the revision finds none.
+    "connect by itself": ("from database import connect\n"
+                          "with connect().begin() as conn:\n"
+                          "    conn.exec_driver_sql('DELETE FROM blogs')\n",
+                          "the revision fails on the dev database: error: DATABASE_URL is not set"),
     # Assembled at run time, out of lint's sight: the server's privileges refuse it.
     "dynamic SQL": ("op.execute(\"SET @s = CONCAT('DELETE FROM ', 'PROD', '.blogs')\")\n"
                     "op.execute('PREPARE s FROM @s')\nop.execute('EXECUTE s')\n",

@@ -31,6 +31,8 @@ import signal
 import sys
 import tokenize
 import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -459,13 +461,25 @@ def choose(args: list[str]) -> tuple[list[Script], bool]:
             raise SystemExit(f"error: {USAGE}")
 
 
+@contextmanager
+def urls_hidden() -> Iterator[None]:
+    """While revisions run, their Python finds no URL to connect with on its own
+    (`database.connect()` in a revision): only the sandboxed connection lint hands Alembic."""
+    saved = {name: os.environ.pop(name) for name in ("DATABASE_URL", "DEV_DATABASE_URL")
+             if name in os.environ}
+    try:
+        yield
+    finally:
+        os.environ.update(saved)
+
+
 def main(args: list[str]) -> int:
     chain, strict = choose(args)
     # The app's database is optional: without it, lint judges the revision alone.
     app = connect() if os.environ.get("DATABASE_URL", "").strip() else None
     # Killed politely (CI's timeout, Ctrl-C), lint still drops its user and database.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit("error: lint was stopped (SIGTERM)"))
-    with dev_database() as dev, sandbox(dev) as replay:
+    with dev_database() as dev, sandbox(dev) as replay, urls_hidden():
         reports = lint_on_dev(replay, chain)
     for report in reports:
         apply_ignores(report)

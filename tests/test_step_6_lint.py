@@ -740,3 +740,39 @@ def test_cost_of_statements_sqlglot_reads_in_part(step, dev_database_url, earlie
     assert result.returncode == 0, result.stdout + result.stderr
     assert f"cost: {statement}" in result.stdout
     assert re.search(r"(INSTANT|NOCOPY|INPLACE|COPY): ", cost(result)), result.stdout
+
+
+def test_a_table_out_of_instant_row_versions_is_found_on_production(
+        step, database_url, dev_database_url, db, read_only_url, mariadb):
+    """MySQL counts a table's instant ADD/DROP COLUMNs (255 from 9.1): a fresh dev database
+    allows INSTANT where production, at the limit, rebuilds. lint reads production's count;
+    a user without PROCESS gets "unknown". MariaDB has no such count."""
+    app = step(STEP)
+    write_revision(app, "wide", "op.create_table('wide', sa.Column('id', sa.Integer(), primary_key=True))\n")
+    production(app, database_url, db, [])
+    with db.begin() as conn:
+        conn.execute(text("INSERT INTO wide (id) VALUES (1), (2)"))
+        # Each instant ADD or DROP COLUMN is one row version: 255, the limit (one more and
+        # the server rebuilds the table, which starts the count again).
+        for i in range(255):
+            conn.execute(text("ALTER TABLE wide DROP COLUMN c" if i % 2 else
+                              "ALTER TABLE wide ADD COLUMN c INT"))
+    write_revision(app, "linted", "op.add_column('wide', sa.Column('extra', sa.Integer(), nullable=True))\n")
+    result = lint(app, dev_database_url=dev_database_url, database_url=database_url)
+    assert result.returncode == 0 and result.stderr == "", result.stdout + result.stderr
+    assert cost(result).startswith("INSTANT: metadata only")  # as the dev database says
+    unknown = lint(app, dev_database_url=dev_database_url, database_url=read_only_url)
+    if mariadb:
+        assert findings(result) == [] and "row versions" not in result.stdout + unknown.stdout
+        return
+    assert findings(result) == [(FIRST_LINE, "IN101", "warning")], result.stdout
+    assert "wide: 255 of 255 instant row versions used" in result.stdout
+    assert "instant row versions used unknown (reading them needs PROCESS)" in unknown.stdout
+    assert findings(unknown) == []
+    with db.connect() as conn:  # and production agrees: INSTANT is refused there
+        with pytest.raises(Exception, match="4092"):
+            conn.execute(text("ALTER TABLE wide ADD COLUMN probe INT, ALGORITHM=INSTANT"))
+    applied = run(app, "-m", "migrate", "upgrade", database_url=database_url)
+    assert applied.returncode == 0, applied.stderr
+    with db.connect() as conn:
+        assert conn.execute(text("SELECT id FROM wide ORDER BY id")).scalars().all() == [1, 2]

@@ -15,7 +15,9 @@ fail there and nothing else may, and rows lint says would be lost must be gone.
     expect: MY101
 
 `expect:` lists codes (one per finding); `CODE!` is a finding the data proves will fail; FAIL
-is the revision failing on the dev database. Every statement ends its line with `;`.
+is the revision failing on the dev database. Where MySQL and MariaDB answer differently,
+`expect on mysql:` or `expect on mariadb:` says what one of them gives, and `only: mariadb`
+keeps a case to one server (INET6 is MariaDB's). Every statement ends its line with `;`.
 """
 
 from __future__ import annotations
@@ -43,6 +45,8 @@ class Case:
     expect: list[str]
     setup: list[str] = field(default_factory=list)
     rows: list[str] = field(default_factory=list)
+    on: dict[str, list[str]] = field(default_factory=dict)  # server -> what it gives instead
+    only: str | None = None
 
 
 @dataclass
@@ -66,6 +70,13 @@ def load(folder: Path = CORPUS) -> list[Case]:
                 continue
             elif line.startswith("expect:"):
                 case.expect = line.partition(":")[2].split()
+                block = None
+            elif line.startswith("expect on "):
+                server, _, codes = line.removeprefix("expect on ").partition(":")
+                case.on[server.strip()] = codes.split()
+                block = None
+            elif line.startswith("only:"):
+                case.only = line.partition(":")[2].strip()
                 block = None
             elif line.rstrip().endswith(":") and not line.startswith(" "):
                 block = getattr(case, line.strip()[:-1])
@@ -171,6 +182,12 @@ def verify(server, app: Path, prod, lint_output: str, found: list[str]) -> list[
 
 
 def measure(server, cases: list[Case], workers: int = 3) -> list[Outcome]:
+    """Each case on `server`, with what that server should give (MySQL or MariaDB)."""
+    with server.connect() as conn, conn.cursor() as cur:
+        cur.execute("SELECT VERSION()")
+        kind = "mariadb" if "mariadb" in cur.fetchone()[0].lower() else "mysql"
+    cases = [Case(c.name, c.lint, c.on.get(kind, c.expect), c.setup, c.rows)
+             for c in cases if c.only in (None, kind)]
     with ThreadPoolExecutor(workers) as pool:  # each case runs in processes of its own
         return list(pool.map(lambda case: run_case(server, case), cases))
 

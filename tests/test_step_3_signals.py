@@ -110,6 +110,34 @@ op.execute("UPDATE users SET name = CONCAT(name, '!')")
     assert [r.name for r in snapshot(db)["users"]] == [r.name + "!" for r in before["users"]]
 
 
+def test_sigterm_during_the_last_ddl_statement_lets_it_finish_and_still_fails(step, database_url, db):
+    """Nothing follows the statement it let finish: the run still ends in one line, not exit 0."""
+    app = managed_production(step, database_url, db)
+    write_revision(app, "nickname", """
+op.execute("ALTER TABLE users ADD COLUMN nickname VARCHAR(40)")
+""", rev="30000101000000", down=initialize_revision(app))
+    before = snapshot(db)
+    holder, watcher = open_transaction_on(database_url, "users"), connect(database_url)
+    process = upgrade_process(app, database_url)
+    try:
+        wait_for(watcher, database_url.database, state="Waiting for table metadata lock")
+        process.send_signal(signal.SIGTERM)
+        holder.commit()  # the ALTER gets its lock and finishes
+        result = finished(process)
+    finally:
+        holder.close()
+        watcher.close()
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+    assert lines[-1].startswith("error: stopped by SIGTERM once the statement then running had "
+                                "finished; it was the last one"), lines
+    assert history(db)[-1][:3] == ("30000101000000", "upgrade", 1)
+    assert "nickname" in columns(db)
+    assert [tuple(r)[:3] for r in snapshot(db)["users"]] == [tuple(r)[:3] for r in before["users"]]
+    status = run(app, "-m", "migrate", "status", database_url=database_url)
+    assert status.returncode == 0 and "Migration status: OK" in status.stdout, status.stdout
+
+
 def test_a_second_ctrl_c_cancels_the_ddl_and_the_record_stays_true(step, database_url, dev_database_url, db):
     app = managed_production(step, database_url, db)
     write_revision(app, "nickname", """

@@ -198,6 +198,13 @@ class Recorder:
             raise SystemExit(str(exc)) from None
         except (Exception, KeyboardInterrupt) as exc:
             raise SystemExit(self.failed(exc, getattr(exc, "statement", None) or "")) from None
+        else:
+            if self.signal:  # it came during the last statement, which was let finish
+                raise SystemExit(
+                    f"error: stopped by {self.signal} once the statement then running had "
+                    "finished; it was the last one: every revision that ran is applied and "
+                    "recorded (see `python -m migrate status`)"
+                )
         finally:
             for target, name, fn in listeners:
                 event.remove(target, name, fn)

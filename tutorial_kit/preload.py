@@ -279,6 +279,13 @@ def own_pid() -> int | None:
     return process.pid if process is not None else None
 
 
+def stop() -> None:
+    """End the preloader this process started, with the commands it runs, and wait for it."""
+    process = _started.get("process")
+    if process is not None and process.poll() is None:
+        _stop(process)
+
+
 def _stop(process) -> None:
     """At exit: end the preloader and wait for it, so that it is not left to init to reap (and
     its CPU time is counted where it was spent: `make bench` reads it)."""

@@ -153,6 +153,9 @@ def interrupted(server: Server) -> NoReturn:
     print("make tutorial: interrupted; stopped.", file=sys.stderr, flush=True)
     try:
         end_children(keep={server.pid, *reaper.pids(), preload.own_pid()})
+        # Then the preloader, with the kernels it forked: one still starting would otherwise
+        # print a traceback when its folder below goes (seen once in CI).
+        preload.stop()
         shutil.rmtree(build_dir() / "tmp", ignore_errors=True)
         if server.pid is not None:
             server.stop()  # its data folder goes with it

@@ -43,6 +43,21 @@ def finished(process) -> subprocess.CompletedProcess:
     return subprocess.CompletedProcess(process.args, process.returncode, out, err)
 
 
+def sigterm_while_the_alter_waits(app, database_url) -> subprocess.CompletedProcess:
+    """`upgrade`, sent SIGTERM while its ALTER waits for an application's metadata lock; the
+    application then commits, so the ALTER gets its lock and finishes."""
+    holder, watcher = open_transaction_on(database_url, "users"), connect(database_url)
+    process = upgrade_process(app, database_url)
+    try:
+        wait_for(watcher, database_url.database, state="Waiting for table metadata lock")
+        process.send_signal(signal.SIGTERM)
+        holder.commit()
+        return finished(process)
+    finally:
+        holder.close()
+        watcher.close()
+
+
 def test_ctrl_c_cancels_a_data_statement_and_the_rerun_goes_on(step, database_url, db):
     app = managed_production(step, database_url, db)
     lock = f"sig_{database_url.database}"
@@ -87,16 +102,7 @@ op.execute("ALTER TABLE users ADD COLUMN nickname VARCHAR(40)")
 op.execute("UPDATE users SET name = CONCAT(name, '!')")
 """, rev="30000101000000", down=initialize_revision(app))
     before = snapshot(db)
-    holder, watcher = open_transaction_on(database_url, "users"), connect(database_url)
-    process = upgrade_process(app, database_url)
-    try:
-        wait_for(watcher, database_url.database, state="Waiting for table metadata lock")
-        process.send_signal(signal.SIGTERM)
-        holder.commit()  # the ALTER gets its lock and finishes
-        result = finished(process)
-    finally:
-        holder.close()
-        watcher.close()
+    result = sigterm_while_the_alter_waits(app, database_url)
     lines = result.stderr.strip().splitlines()
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert lines[0].startswith("SIGTERM: stopping once `ALTER TABLE users ADD COLUMN nickname"), lines
@@ -117,16 +123,7 @@ def test_sigterm_during_the_last_ddl_statement_lets_it_finish_and_still_fails(st
 op.execute("ALTER TABLE users ADD COLUMN nickname VARCHAR(40)")
 """, rev="30000101000000", down=initialize_revision(app))
     before = snapshot(db)
-    holder, watcher = open_transaction_on(database_url, "users"), connect(database_url)
-    process = upgrade_process(app, database_url)
-    try:
-        wait_for(watcher, database_url.database, state="Waiting for table metadata lock")
-        process.send_signal(signal.SIGTERM)
-        holder.commit()  # the ALTER gets its lock and finishes
-        result = finished(process)
-    finally:
-        holder.close()
-        watcher.close()
+    result = sigterm_while_the_alter_waits(app, database_url)
     lines = result.stderr.strip().splitlines()
     assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
     assert lines[-1].startswith("error: stopped by SIGTERM once the statement then running had "

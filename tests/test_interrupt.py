@@ -4,6 +4,7 @@ every command prints its usage and exits 0."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -11,6 +12,7 @@ import subprocess
 import sys
 import threading
 import time
+from concurrent.futures import CancelledError
 from pathlib import Path
 
 import pytest
@@ -39,17 +41,25 @@ def wait_for(condition, what: str) -> None:
         time.sleep(0.05)
 
 
-def processes_with(variable: str, value: str) -> list[str]:
-    """The processes whose environment has variable=value: what a run could leave running."""
+def processes_with(variable: str, value: str, started_after: float = 0.0) -> list[str]:
+    """The processes whose environment has variable=value: what a run could leave running.
+    `started_after`: only those started after that moment (seconds since boot, see `now`)."""
     mark = f"{variable}={value}".encode()
     found = []
     for proc in Path("/proc").glob("[0-9]*"):
         try:
             if mark in (proc / "environ").read_bytes().split(b"\0"):
-                found.append((proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()[:120])
-        except OSError:
+                stat = (proc / "stat").read_text().rsplit(")", 1)[1].split()
+                if int(stat[19]) / os.sysconf("SC_CLK_TCK") >= started_after:  # field 22
+                    found.append((proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()[:120])
+        except (OSError, IndexError, ValueError):
             pass
     return found
+
+
+def now() -> float:
+    """Seconds since boot, the clock of /proc/PID/stat's start times."""
+    return time.clock_gettime(time.CLOCK_BOOTTIME)
 
 
 @pytest.fixture
@@ -72,13 +82,50 @@ def test_ctrl_c_ends_make_tutorial_with_one_line_and_leaves_nothing(kit_env, sho
     runtime = tmp_path / "build" / "tmp"
     # While notebooks run: a kernel has written its connection file.
     wait_for(lambda: any(runtime.glob("*.json")), "a notebook's kernel start")
+    interrupted_at = now()
     out, err = ctrl_c(process)
+    # Nothing of the run was started after the Ctrl-C and outlived it: a queued job started
+    # then (a kernel holding make's output open) kept a CI run waiting for over 60 s.
+    assert processes_with("TUTORIAL_BUILD_DIR", kit_env["TUTORIAL_BUILD_DIR"], interrupted_at) == []
     assert err == "make tutorial: interrupted; stopped.\n", err  # and no line from make
     assert process.returncode == -signal.SIGINT  # make, interrupted, says so by its status
     assert list(short_tmp.iterdir()) == []  # the server is stopped, its folder removed
     assert list((tmp_path / "tmp").iterdir()) == [] and not runtime.exists()
     wait_for(lambda: not processes_with("TUTORIAL_BUILD_DIR", kit_env["TUTORIAL_BUILD_DIR"]),
              "the run's processes end")
+
+
+def test_no_queued_job_starts_after_ctrl_c(tmp_path):
+    """What `make tutorial`'s Ctrl-C does first (tutorial.interrupted): with one job running
+    and three queued, none of the three starts, even once the running one ends."""
+    from types import SimpleNamespace
+
+    from tutorial_kit import tutorial
+
+    running, release, ran = threading.Event(), threading.Event(), []
+
+    def first() -> list[str]:
+        running.set()
+        release.wait(HANG_GUARD)
+        return []
+
+    jobs = [("step", first), *(("step", lambda i=i: ran.append(i) or []) for i in range(3))]
+    server = SimpleNamespace(source="a test's")
+
+    def drive() -> None:
+        with contextlib.suppress(CancelledError):  # what run_jobs meets after Ctrl-C
+            tutorial.run_jobs(jobs, 1, server, tmp_path)
+
+    threading.Thread(target=drive, daemon=True).start()
+    wait_for(running.is_set, "the first job's start")
+    pool = tutorial._pools[-1]
+    try:
+        tutorial.stop_jobs()
+        release.set()
+        pool.shutdown(wait=True)  # its thread has done all it would do
+    finally:
+        tutorial._stopping.clear()  # for whatever else this worker runs
+    assert ran == []
 
 
 @pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="reads /proc")

@@ -25,6 +25,7 @@ import secrets
 import signal
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -76,14 +77,34 @@ def run_notebook(server: Server, build: Path, source: Path) -> list[str]:
     return [f"notebook {source.stem} ... {seconds:.1f} s"]
 
 
+# Set on Ctrl-C: no job starts after it. Without it, the pool's threads went on to the jobs
+# still queued while the clean-up ran, and their commands and kernels outlived this process
+# (seen in CI: a kernel holding make's output open for over 60 s).
+_stopping = threading.Event()
+_pools: list[ThreadPoolExecutor] = []
+
+
+def _unless_stopping(job: Callable[[], list[str]]) -> Callable[[], list[str]]:
+    return lambda: [] if _stopping.is_set() else job()
+
+
+def stop_jobs() -> None:
+    """No job starts from now on: the queued ones are cancelled, and a thread that took one
+    just before this returns at once."""
+    _stopping.set()
+    for pool in _pools:
+        pool.shutdown(wait=False, cancel_futures=True)
+
+
 def run_jobs(jobs, workers: int, server: Server, build: Path) -> int:
     """Run the jobs side by side; print what each printed, in order. 1 when a step failed."""
     # Not `with ThreadPoolExecutor`: on Ctrl-C its exit would wait for every running job.
     pool = ThreadPoolExecutor(workers)
+    _pools.append(pool)
     with (build / "transcript.txt").open("w") as log:
         print(f"MySQL: {server.source}; {len(jobs)} steps and notebooks, {workers} at a time",
               flush=True)
-        futures: list[Future[list[str]]] = [pool.submit(job) for _, job in jobs]
+        futures: list[Future[list[str]]] = [pool.submit(_unless_stopping(job)) for _, job in jobs]
         for (kind, _), future in zip(jobs, futures):
             try:
                 lines = future.result()
@@ -146,13 +167,15 @@ def interrupted(server: Server) -> NoReturn:
     The steps' commands got the Ctrl-C too (they are in the terminal's process group); the
     preloader ends, with the notebook kernels it forked, when this process does. Waiting for
     the jobs' threads would take as long as their steps and notebooks: they are left to end
-    with the process.
+    with the process, and no queued job starts in the meantime.
     """
+    stop_jobs()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C does not cut the clean-up
     sys.stdout.flush()
     print("make tutorial: interrupted; stopped.", file=sys.stderr, flush=True)
+    keep = {server.pid, *reaper.pids(), preload.own_pid()}
     try:
-        end_children(keep={server.pid, *reaper.pids(), preload.own_pid()})
+        end_children(keep)
         # Then the preloader, with the kernels it forked: one still starting would otherwise
         # print a traceback when its folder below goes (seen once in CI).
         preload.stop()
@@ -162,6 +185,8 @@ def interrupted(server: Server) -> NoReturn:
         else:  # a server of yours: only the databases this run and its kernels made
             drop_tagged(server, os.environ["TUTORIAL_RUN_TAG"])
     finally:
+        # A job already running may have started its next command meanwhile: it goes too.
+        end_children(keep, grace=0)
         os._exit(exit_status())
 
 

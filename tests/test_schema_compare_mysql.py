@@ -84,7 +84,7 @@ def test_mysql_84_reads_as_the_servers_own_text(schema_compare, built, monkeypat
     as_mysql(built, monkeypatch, {t: sql.format(now=now) for t, sql in MYSQL_84.items()})
     mysql = describe(built, module)
     assert mysql["column blogs.created_at"] == "DATETIME NOT NULL DEFAULT CURRENT_TIMESTAMP"
-    assert mysql["column users.id"] == here["column users.id"] == "INTEGER NOT NULL AUTO_INCREMENT"
+    assert mysql["column users.id"] == here["column users.id"] == "INT NOT NULL AUTO_INCREMENT"
     assert mysql["index blogs.fk_blogs_author_id_users"] == "(author_id)"
     found = module.differences(here, mysql, "REV")
     if mariadb:
@@ -113,7 +113,7 @@ def test_mysql_84_drift_is_seen(schema_compare, built, monkeypatch):
     as_mysql(built, monkeypatch, drifted)
     found = module.differences(expected, describe(built, module), "REV")
     assert found == [
-        "column blogs.author_id: database has INTEGER NULL DEFAULT 0, revision REV has INTEGER NULL",
+        "column blogs.author_id: database has INT NULL DEFAULT 0, revision REV has INT NULL",
         "column users.name: database has VARCHAR(100) NOT NULL, revision REV has VARCHAR(255) NOT NULL",
         "foreign key blogs.fk_blogs_author_id_users: database has (author_id) REFERENCES users "
         "(id), revision REV has (author_id) REFERENCES users (id) ON DELETE SET NULL",
@@ -240,3 +240,24 @@ def test_a_binary_check_is_a_difference_where_the_server_shows_it(schema_compare
         [line] = found
         assert line == ("check users.ck_users_email: database has email LIKE _binary '%@%', "
                         "revision REV has email LIKE '%@%'"), line
+
+
+def test_types_and_defaults_are_read_as_sql(schema_compare):
+    """migrate/sql.py's column_type and column_default (sqlglot): one spelling per meaning,
+    and a difference kept where the meaning differs."""
+    app, _ = schema_compare
+    sql = importlib.import_module("migrate.sql")
+    same = [("INTEGER(11)", "INT"), ("BIGINT(20) UNSIGNED", "BIGINT UNSIGNED"),
+            ("VARCHAR(255) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin", "VARCHAR(255)")]
+    for spelled, plain in same:
+        assert sql.column_type(spelled) == sql.column_type(plain)
+    assert sql.column_type("BIT(8)") != sql.column_type("BIT(1)")  # a size, not a width
+    assert sql.column_type("INT") != sql.column_type("INT UNSIGNED")
+    assert sql.column_type("POINT") == "POINT"  # unknown to sqlglot: the text itself
+    assert {sql.column_default(v) for v in ("now()", "(now())", "CURRENT_TIMESTAMP",
+                                            "current_timestamp()")} == {"CURRENT_TIMESTAMP"}
+    assert sql.column_default("now(3)") == sql.column_default("current_timestamp(3)") \
+        != sql.column_default("now()")
+    assert sql.column_default("'0'") == sql.column_default("0") == "0"
+    assert sql.column_default("'abc'") == "'abc'" and sql.column_default("'nan'") == "'nan'"
+    assert sql.column_default("(concat(_latin1'a','b'))") == sql.column_default("concat('a', 'b')")

@@ -371,7 +371,7 @@ def test_a_ddl_cut_off_is_settled_on_the_dev_database_or_refused(step, database_
     assert ("could not be replayed on the dev database (DEV_DATABASE_URL is not set" in line
             if case == "no dev database" else "match neither the schema before it nor the one after it"
             " (check column users.score; column users.score: here VARCHAR(5) NULL, before it missing, after"
-            " it INTEGER NULL)" in line), line
+            " it INT NULL)" in line), line
     engine.dispose()
 
 

@@ -23,6 +23,7 @@ STEPS = (
     "step-4-new-migration",
     "step-5-custom-migration",
     "step-6-verify-safety",
+    "step-7-big-tables",
 )
 
 

@@ -29,6 +29,7 @@ from .history import (
 from .integrity import SUM_FILE, write
 from .lint import main as lint
 from .lock import lock_holder, migration_lock
+from .online import recorded
 from .resolve import settle
 from .revisions import (
     alembic_config, app_tables, check_directory, current, head, made_by_create_all, pending, scripts,
@@ -117,6 +118,7 @@ def status(engine: Engine) -> None:
         unmanaged = at is None and made_by_create_all(connection)
         edited = edited_after_applied(connection)
         holder = lock_holder(connection)
+        online = recorded(connection)
     waiting = pending(at)
     inconsistent = inconsistencies(at, history)
     failure = history[-1] if history and history[-1].kind in UNFINISHED else None
@@ -149,6 +151,11 @@ def status(engine: Engine) -> None:
         for row in history:
             print(f"  {row.executed_at:%Y-%m-%d %H:%M:%S}  {row.kind:<11} {row.revision}  "
                   f"{row.description}  ({row.statements} statement(s), {row.execution_ms} ms)")
+    for alter in online:  # the ALTERs pt-online-schema-change ran (online.py)
+        print(f"  online: {alter.table_name} {'altered' if alter.outcome == 'done' else alter.outcome} "
+              f"by {alter.tool_version}, {alter.started_at:%Y-%m-%d %H:%M:%S}, "
+              f"{alter.duration_ms} ms, rows {alter.rows_before} before, {alter.rows_after} after"
+              + (f"; removed its leftovers: {alter.cleaned_up}" if alter.cleaned_up else ""))
     for sentence in inconsistent:
         print(f"Inconsistent: {sentence}.")
     if failure:

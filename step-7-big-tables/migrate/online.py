@@ -250,7 +250,8 @@ class Online:
         try:
             for line in self.process.stdout:
                 output.append(line)
-                if line.startswith(("Copying `", "# Exiting on")) or " Copying " in line:
+                if "Copying `" in line or "Copying approximately" in line \
+                        or "Exiting on SIG" in line:
                     say(f"  {TOOL}: {line.strip()}")
             return self.process.wait()
         finally:
@@ -291,10 +292,13 @@ def tool_version(tool: str) -> str:
 
 
 def last_error(output: str) -> str:
-    """The tool's reason, in one line: its last line that is not a timestamped step."""
+    """The tool's reason, in one line: its last error line, with MySQL's message if it gave one."""
     lines = [line.strip() for line in output.splitlines() if line.strip()]
     errors = [line for line in lines if "error" in line.lower() or "failed" in line.lower()]
-    return (errors or lines or ["no output"])[-1][:300]
+    reason = (errors or lines or ["no output"])[-1]
+    reason = " ".join(word for word in reason.split() if not word[:4].isdigit())  # no times
+    message = [line for line in lines if line.startswith("Message:")]
+    return (reason + (f" {message[-1]}" if message else ""))[:300]
 
 
 class defaults_file:

@@ -1,0 +1,311 @@
+"""step-7-big-tables: an ALTER the server can only do by copying a big table goes to
+pt-online-schema-change; below the threshold, or without the tool, it runs as written and says
+so; a tool that fails, is interrupted or is killed leaves the table as it was, with nothing of
+the tool's left behind, a true record and a rerun that works. Rows counted before and after.
+
+Small tables and a low threshold (`-x online_min_rows=1000`); the interruption slows the tool's
+copy down with its own options (`online_tool_options`) instead of using a big table.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pymysql
+import pytest
+
+from conftest import assert_clean_failure
+from tutorial_kit.online_tool import online_tool
+from tutorial_kit.steps import run, step_env
+
+STEP = "step-7-big-tables"
+PARENT = "20261127163336"  # user_title_required, step 6's head
+USERS = 3000  # and one blog post each
+THRESHOLD = "online_min_rows=1000"
+SLOW = "online_tool_options=--chunk-size=100 --chunk-time=0 --sleep=0.1"  # ~3 s of copying
+
+
+@pytest.fixture(scope="module")
+def tool(server) -> str:
+    found = online_tool(server)
+    if found is None:
+        pytest.skip("no pt-online-schema-change on this machine for this server")
+    return str(found)
+
+
+def connect(url):
+    return pymysql.connect(host=url.host, port=url.port or 3306, user=url.username,
+                           password=url.password or "", database=url.database, autocommit=True)
+
+
+def query(url, sql, args=None) -> list[tuple]:
+    with connect(url) as conn, conn.cursor() as cur:
+        cur.execute(sql, args)
+        return list(cur.fetchall())
+
+
+def production(step, url, users: int = USERS) -> Path:
+    """A copy of step 7 and a database at step 6's head holding `users` users with a blog
+    post each (blogs.author_id references users)."""
+    app = step(STEP)
+    result = run(app, "-m", "alembic", "upgrade", PARENT, database_url=url)
+    assert result.returncode == 0, result.stderr
+    with connect(url) as conn, conn.cursor() as cur:
+        cur.executemany("INSERT INTO users (name, email, title) VALUES (%s, %s, 'Dr.')",
+                        [(f"User {n}", f"user{n}@example.com") for n in range(users)])
+        cur.execute("INSERT INTO blogs (title, body, author_id) SELECT 'Hello', 'Body', id FROM users")
+    return app
+
+
+def snapshot(url) -> tuple[list, list]:
+    """Every row of users and blogs."""
+    return (query(url, "SELECT id, name, email, title FROM users ORDER BY id"),
+            query(url, "SELECT id, title, body, author_id FROM blogs ORDER BY id"))
+
+
+def email_column(url) -> tuple:
+    [row] = query(url, "SELECT CHARACTER_MAXIMUM_LENGTH, CHARACTER_SET_NAME FROM "
+                       "information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() "
+                       "AND TABLE_NAME = 'users' AND COLUMN_NAME = 'email'")
+    return row
+
+
+WIDENED, AS_BEFORE = (320, "ascii"), (255, "utf8mb4")
+
+
+def leftovers(url) -> list[str]:
+    """What pt-online-schema-change may leave: its triggers, _users_new, _users_old."""
+    triggers = query(url, "SELECT TRIGGER_NAME FROM information_schema.TRIGGERS "
+                          "WHERE TRIGGER_SCHEMA = DATABASE()")
+    tables = query(url, "SELECT TABLE_NAME FROM information_schema.TABLES "
+                        "WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME LIKE '\\_users\\_%'")
+    return [name for (name,) in triggers + tables]
+
+
+def blogs_reference_users(url) -> bool:
+    found = query(url, "SELECT REFERENCED_TABLE_NAME FROM information_schema.KEY_COLUMN_USAGE "
+                       "WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'blogs' "
+                       "AND REFERENCED_TABLE_NAME IS NOT NULL")
+    return found == [("users",)]
+
+
+def online_records(url) -> list[dict]:
+    rows = query(url, "SELECT outcome, swapped, rows_before, rows_after, tool_version, "
+                      "cleaned_up FROM alembic_online_alters ORDER BY id")
+    keys = ("outcome", "swapped", "rows_before", "rows_after", "tool_version", "cleaned_up")
+    return [dict(zip(keys, row)) for row in rows]
+
+
+def last_history(url) -> tuple:
+    return query(url, "SELECT kind, statements, running_sql FROM alembic_history "
+                      "ORDER BY id DESC LIMIT 1")[0]
+
+
+def upgrade(app, url, *options, env=None):
+    args = [a for option in options for a in ("-x", option)]
+    return run(app, "-m", "migrate", "upgrade", *args, database_url=url, env=env)
+
+
+# -- the hand-off ---------------------------------------------------------------------------------
+
+def test_a_big_tables_copying_alter_goes_to_the_tool(step, database_url, tool):
+    app = production(step, database_url)
+    before = snapshot(database_url)
+    result = upgrade(app, database_url, THRESHOLD, f"online_tool={tool}")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"users: {USERS + 2} rows, and the server can only copy the table" in result.stdout
+    assert f"{USERS + 2} rows before and after" in result.stdout
+    assert snapshot(database_url) == before  # every row, as it was
+    assert email_column(database_url) == WIDENED
+    assert blogs_reference_users(database_url)  # the foreign key follows the new table
+    assert leftovers(database_url) == []
+    [record] = online_records(database_url)
+    assert record["outcome"] == "done" and record["swapped"]
+    assert record["rows_before"] == record["rows_after"] == USERS + 2
+    assert record["tool_version"].startswith("pt-online-schema-change 3.")
+    assert last_history(database_url) == ("upgrade", 1, None)  # counted like any statement
+    assert upgrade(app, database_url).stdout.startswith("Already at")
+    status = run(app, "-m", "migrate", "status", database_url=database_url)
+    assert "online: users altered by pt-online-schema-change" in status.stdout
+
+
+def test_below_the_threshold_it_runs_as_written_and_says_so(step, database_url, tool):
+    app = production(step, database_url, users=50)
+    before = snapshot(database_url)
+    result = upgrade(app, database_url, THRESHOLD, f"online_tool={tool}")
+    assert result.returncode == 0, result.stderr
+    assert "users: 52 rows, fewer than online_min_rows=1000: running the ALTER as written" \
+        in result.stdout
+    assert snapshot(database_url) == before and email_column(database_url) == WIDENED
+    assert "alembic_online_alters" not in {t for (t,) in query(database_url, "SHOW TABLES")}
+
+
+def test_without_the_tool_it_runs_as_written_and_says_so(step, database_url, tmp_path):
+    app = production(step, database_url)
+    before = snapshot(database_url)
+    # PATH holds this Python's folder only: no pt-online-schema-change on it.
+    result = upgrade(app, database_url, THRESHOLD, env={"PATH": str(Path(sys.executable).parent)})
+    assert result.returncode == 0, result.stderr
+    assert ("pt-online-schema-change is not found: running the ALTER as written, which blocks "
+            "writes to users until the copy is done (install it:") in result.stdout
+    assert snapshot(database_url) == before and email_column(database_url) == WIDENED
+
+
+def test_a_change_the_tools_copy_fails_on_leaves_the_table_as_it_was(step, database_url, tool):
+    app = production(step, database_url)
+    query(database_url, "INSERT INTO users (name, email, title) VALUES ('José', 'josé@example.com', 'Mr.')")
+    before = snapshot(database_url)
+    result = upgrade(app, database_url, THRESHOLD, f"online_tool={tool}")
+    line = assert_clean_failure(result)
+    assert "pt-online-schema-change did not alter users (exit " in line
+    assert "1366" in line or "Incorrect string value" in line  # the copy's error, in its words
+    assert f"the table is as it was, {USERS + 3} rows" in line
+    assert snapshot(database_url) == before and email_column(database_url) == AS_BEFORE
+    assert leftovers(database_url) == []
+    [record] = online_records(database_url)
+    assert (record["outcome"], record["swapped"]) == ("failed", 0)
+    assert last_history(database_url) == ("failed", 0, None)
+    # The fix: the address in ASCII; the rerun runs the ALTER, once.
+    query(database_url, "UPDATE users SET email = 'jose@example.com' WHERE name = 'José'")
+    rerun = upgrade(app, database_url, THRESHOLD, f"online_tool={tool}")
+    assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+    assert email_column(database_url) == WIDENED and len(snapshot(database_url)[0]) == USERS + 3
+    assert [r["outcome"] for r in online_records(database_url)] == ["failed", "done"]
+
+
+# -- interrupted, killed ------------------------------------------------------------------------
+
+def wait_for_triggers(url, process) -> None:
+    """Until the tool's triggers exist: it is copying rows."""
+    for _ in range(600):
+        if any(name.startswith("pt_osc_") for name in leftovers(url)):
+            return
+        assert process.poll() is None, process.communicate()
+        time.sleep(0.05)
+    raise AssertionError("the tool never started copying")
+
+
+def tool_process(url) -> int:
+    """The pid of the tool running `--execute` on this test's database."""
+    for _ in range(200):
+        for entry in Path("/proc").iterdir():
+            try:
+                argv = (entry / "cmdline").read_bytes().split(b"\0")
+            except (OSError, ValueError):
+                continue
+            if b"--execute" in argv and any(a.startswith(f"D={url.database},".encode()) for a in argv):
+                return int(entry.name)
+        time.sleep(0.05)
+    raise AssertionError("no tool process found")
+
+
+@pytest.mark.parametrize("how", ["SIGINT", "SIGTERM", "SIGKILL of the tool"])
+def test_an_interrupted_or_killed_tool_leaves_the_table_as_it_was(step, database_url, tool, how):
+    app = production(step, database_url)
+    before = snapshot(database_url)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "migrate", "upgrade", "-x", THRESHOLD, "-x", f"online_tool={tool}",
+         "-x", SLOW], cwd=app, env=step_env(database_url), stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True)
+    try:
+        wait_for_triggers(database_url, process)
+        if how == "SIGKILL of the tool":
+            os.kill(tool_process(database_url), signal.SIGKILL)
+        else:
+            process.send_signal(getattr(signal, how))
+        out, err = process.communicate(timeout=120)
+    finally:
+        process.kill()
+    result = subprocess.CompletedProcess(process.args, process.returncode, out, err)
+    lines = [line for line in err.splitlines() if not line.startswith(("SIGINT:", "SIGTERM:"))]
+    assert result.returncode != 0 and len(lines) == 1 and "Traceback" not in out + err, err
+    assert "pt-online-schema-change did not alter users" in lines[0]
+    assert snapshot(database_url) == before and email_column(database_url) == AS_BEFORE
+    assert leftovers(database_url) == []
+    assert blogs_reference_users(database_url)
+    [record] = online_records(database_url)
+    assert record["swapped"] == 0 and record["rows_before"] == record["rows_after"] == USERS + 2
+    if how == "SIGKILL of the tool":
+        assert "killed by SIGKILL" in lines[0]
+        assert record["outcome"] == "failed" and last_history(database_url)[0] == "failed"
+        # Killed, the tool removed nothing: we did, triggers first.
+        assert record["cleaned_up"].startswith("trigger pt_osc_")
+        assert "table _users_new" in record["cleaned_up"]
+    else:
+        assert f"stopped by {how}" in lines[0]
+        assert record["outcome"] == "interrupted" and last_history(database_url)[0] == "interrupted"
+    rerun = upgrade(app, database_url, THRESHOLD, f"online_tool={tool}")
+    assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+    assert snapshot(database_url) == before and email_column(database_url) == WIDENED
+    assert leftovers(database_url) == []
+
+
+# -- the password, bad settings, lint ---------------------------------------------------------------
+
+def test_the_password_reaches_the_tool_in_a_private_file_never_its_command_line(
+        step, database_url, tool, tmp_path, mariadb):
+    if not mariadb:
+        pytest.skip("MySQL 9.7's tool runs in a chroot that cannot see this machine's /tmp")
+    app = production(step, database_url, users=1200)
+    password = "Pw-s3cret@:/#%"
+    user = f"osc_{database_url.database[-8:]}"
+    query(database_url, f"CREATE USER '{user}'@'%%' IDENTIFIED BY %s", [password])
+    try:
+        query(database_url, f"GRANT ALL ON *.* TO '{user}'@'%'")
+        spy = tmp_path / "spy"
+        seen = tmp_path / "seen"
+        # Writes what it was given (and the file's mode), then is the tool.
+        spy.write_text(f"""#!/bin/sh
+echo "$*" >> {seen}
+for a; do case $a in --defaults-file=*) stat -c %a "${{a#--defaults-file=}}" >> {seen};; esac; done
+exec {tool} "$@"
+""")
+        spy.chmod(0o755)
+        url = database_url.set(username=user, password=password)
+        result = upgrade(app, url, THRESHOLD, f"online_tool={spy}")
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert password not in result.stdout + result.stderr
+        calls = seen.read_text()
+        assert password not in calls and "--defaults-file=" in calls
+        assert "600" in calls.splitlines()
+        files = [a.split("=", 1)[1] for a in calls.split() if a.startswith("--defaults-file=")]
+        assert files and not any(Path(f).exists() for f in files)  # removed afterwards
+        assert email_column(database_url) == WIDENED
+    finally:
+        query(database_url, f"DROP USER '{user}'@'%'")
+
+
+@pytest.mark.parametrize("option, message", [
+    ("online_min_rows=many", "online_min_rows must be a whole number of rows, not 'many'"),
+    ("online_rows=5", "-x takes NAME=VALUE, NAME one of"),
+    ("online_tool_options=--sleep='1", "online_tool_options cannot be read"),
+])
+def test_a_bad_setting_is_one_line(step, database_url, option, message):
+    app = production(step, database_url, users=1)
+    before = snapshot(database_url)
+    line = assert_clean_failure(upgrade(app, database_url, option))
+    assert message in line
+    assert snapshot(database_url) == before and email_column(database_url) == AS_BEFORE
+
+
+def test_lint_says_which_route_upgrade_takes(step, database_url, dev_database_url, tool):
+    app = production(step, database_url)
+    result = run(app, "-m", "migrate", "lint", database_url=database_url,
+                 dev_database_url=dev_database_url)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert (f"route: as written: users holds {USERS + 2} rows, fewer than "
+            "online_min_rows=100000") in result.stdout
+    ini = app / "alembic.ini"
+    ini.write_text(ini.read_text().replace("online_min_rows = 100000", "online_min_rows = 1000")
+                   .replace("online_tool = pt-online-schema-change", f"online_tool = {tool}"))
+    result = run(app, "-m", "migrate", "lint", database_url=database_url,
+                 dev_database_url=dev_database_url)
+    assert ("route: pt-online-schema-change: users holds at least online_min_rows=1000 rows; "
+            f"pt-online-schema-change found ({tool})") in result.stdout
+    assert query(database_url, "SELECT COUNT(*) FROM users") == [(USERS + 2,)]
+    assert email_column(database_url) == AS_BEFORE  # lint changed nothing there

@@ -86,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
                         "run until Ctrl-C (make server)")
     step = commands.add_parser("follow", help="start my-app/ (STEP=start), or bring in the hand-"
                                "written changes of STEP")
-    step.add_argument("step", metavar="STEP", help="start, step-1-versioned, ... step-6-verify-safety")
+    step.add_argument("step", metavar="STEP", help="start, step-1-versioned, ... step-7-big-tables")
     commands.add_parser("check", help="compare my-app's revisions with its step's: the same operations?")
     name = commands.add_parser("fill", help="write the step's hand-written body into your revision NAME")
     name.add_argument("name", metavar="NAME", help="the revision's name, e.g. seed_users")

@@ -1,4 +1,4 @@
-"""Follow the tutorial in a copy of your own: `my-app/`, which you take from `start/` to step 6.
+"""Follow the tutorial in a copy of your own: `my-app/`, which you take from `start/` to step 7.
 
 Each step folder ships the revisions its commands wrote. In `my-app/` you write them yourself:
 at each step, `python -m tutorial_kit follow STEP` brings in only what a developer writes by

@@ -22,7 +22,7 @@ Where a block starts from
 
 The other route: your own copy
     `<!-- follow along -->` just before the fence marks a block of the route where the reader
-    keeps one copy of the app, my-app/, from start to step 6 (tutorial_kit.follow). The step's
+    keeps one copy of the app, my-app/, from start to step 7 (tutorial_kit.follow). The step's
     walk leaves these blocks out; `follow_along()` walks them, every step's in order, as one
     reader in one terminal: from the repository's root (or a folder standing for it, where
     my-app/ is made), with one `app` database from the first block to the last.
@@ -60,6 +60,7 @@ from pathlib import Path
 from sqlalchemy.engine import URL
 
 from tutorial_kit.mysql import Server
+from tutorial_kit.online_tool import TOOL, online_tool
 from tutorial_kit.steps import REPO, copy_step, python_on_path, step_env, url_text
 
 RUN_LANGUAGES = {"sh", "bash"}
@@ -240,6 +241,21 @@ class Handoff:
                 future.result().drop()
 
 
+def tool_on_path(server: Server, folder: Path) -> str:
+    """What to put on PATH after the kit's Python so that step 7's `pt-online-schema-change`
+    is one that works with `server` (3.7.1 for MySQL 9.x, as a reader installs it); "" when
+    this machine has none (the step then says the tool is missing and alters as written)."""
+    tool = online_tool(server)
+    if tool is None:
+        return ""
+    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        (folder / TOOL).symlink_to(tool)
+    except FileExistsError:
+        pass
+    return f"{os.pathsep}{folder}"
+
+
 class ReadmeRun:
     """Runs step READMEs; `say` gets the transcript, one line at a time."""
 
@@ -253,6 +269,7 @@ class ReadmeRun:
         self.say = say
         self.root = root  # where the step folders are
         self.bin = python_on_path(work / ".bin")
+        self.bin += tool_on_path(server, work / ".tool")
         self.handoff = handoff
         self.in_place = in_place  # run in the step folders themselves, not in copies
         self.environ = environ or {}  # more variables for every command

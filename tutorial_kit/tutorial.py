@@ -1,7 +1,7 @@
 """`make tutorial`: every step's README, then every notebook, against one MySQL.
 
 First the route where the reader follows along in a copy of their own (my-app/, the READMEs'
-`<!-- follow along -->` blocks, from start to step 6, in one walk), then each step's other
+`<!-- follow along -->` blocks, from start to step 7, in one walk), then each step's other
 README shell blocks, as a reader types them (see tutorial_kit.readme for the
 convention), in a copy of the step folder under the build folder, against databases of its
 own; the transcript is saved to build/transcript.txt. The notebooks are executed into
@@ -56,7 +56,7 @@ def walk_step(server: Server, build: Path, name: str, handoff: Handoff) -> list[
 def follow_along(server: Server, build: Path, steps: list[str]) -> list[str]:
     """The my-app/ route: every step README's `<!-- follow along -->` blocks, in one walk."""
     name = "follow along"
-    lines = [f"\n=== {name}: your own copy, build/follow/my-app, from start to step 6"]
+    lines = [f"\n=== {name}: your own copy, build/follow/my-app, from start to step 7"]
     started = time.perf_counter()
     where = build / "follow"
     shutil.rmtree(where, ignore_errors=True)

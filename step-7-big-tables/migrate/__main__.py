@@ -216,6 +216,7 @@ def upgrade(engine: Engine, repaired: bool, options: list[str] | None = None) ->
         connection.commit()  # hand Alembic a connection outside a transaction: see env.py
         config = alembic_config(quiet=True, repaired=repaired, options=options)
         config.attributes["connection"] = connection
+        config.attributes["online"] = True  # production: big tables' ALTERs run online
         command.upgrade(config, "head")
         print(f"Upgraded from {at or 'an empty database'} to {current(connection)}.")
 

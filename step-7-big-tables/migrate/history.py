@@ -426,9 +426,8 @@ class Recorder:
             self.cancelled = second
             return  # between statements: the next one stops the run
         if self.online is not None and self.online.forward(number):
-            print(f"{self.signal}: passed on to pt-online-schema-change, which stops and "
-                  "removes its triggers and new table; the table stays as it was",
-                  file=sys.stderr)
+            print(f"{self.signal}: passed on to pt-online-schema-change; once it stops, what "
+                  "it leaves (triggers, a new table) is removed", file=sys.stderr)
             return
         if action[3] and not second:
             print(f"{self.signal}: stopping once `{shorten(action[2], 60)}` has finished; "

@@ -258,8 +258,9 @@ class Online:
             self.process = None
 
     def forward(self, number: int) -> bool:
-        """A Ctrl-C or SIGTERM while the tool runs: it gets it, stops, and removes its triggers
-        and new table itself; True when there was a tool to forward it to."""
+        """A Ctrl-C or SIGTERM while the tool runs: it gets it and stops (3.2.1 exits at once,
+        leaving its triggers and new table: cleanup() removes them); True when there was a
+        tool to forward it to."""
         process = self.process
         if process is None:
             return False

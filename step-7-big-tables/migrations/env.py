@@ -76,14 +76,15 @@ def repaired() -> bool:
     return context.get_x_argument(as_dictionary=True).get("repaired") == "yes"
 
 
-def run_migrations(connection: Connection) -> None:
+def run_migrations(connection: Connection, online: bool) -> None:
     recorder = Recorder(
         connection, context.script, target_revision(), repaired(),
         # How long each DDL statement waits for a metadata lock, and how many more tries.
         lock_wait_timeout=option("lock_wait_timeout", LOCK_WAIT_TIMEOUT),
         lock_wait_retries=option("lock_wait_retries", LOCK_WAIT_RETRIES),
-        # A big table's ALTER that only a copy can do goes to pt-online-schema-change.
-        online=Online(settings_from(text_option), connection.engine.url),
+        # On production, a big table's ALTER that only a copy can do goes to
+        # pt-online-schema-change; a dev database's replay (lint, generate) runs it as written.
+        online=Online(settings_from(text_option), connection.engine.url) if online else None,
     )
     handed_in_transaction = connection.in_transaction()  # then it stays the caller's to commit
     with migration_lock(connection), recorder.recording():
@@ -104,15 +105,17 @@ def run_migrations(connection: Connection) -> None:
 def run_migrations_online() -> None:
     # Code can hand in an Engine or a Connection (config.attributes["connection"]), as
     # tests and scripts do; the alembic command line hands in neither: use DATABASE_URL.
+    # Code that hands one in says whether it is production (config.attributes["online"]).
     connectable = config.attributes.get("connection")
+    online = config.attributes.get("online", False)
     if isinstance(connectable, Connection):
-        run_migrations(connectable)
+        run_migrations(connectable, online)
         return
     engine = connectable if isinstance(connectable, Engine) else None
     if engine is None:
-        engine = connect()  # DATABASE_URL, checked: a bad one gets one line, as in the app
+        engine, online = connect(), True  # DATABASE_URL, checked: a bad one gets one line
     with engine.connect() as connection:
-        run_migrations(connection)
+        run_migrations(connection, online)
 
 
 check_directory(context.script)  # the same refusals as `python -m migrate upgrade`

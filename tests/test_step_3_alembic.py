@@ -33,12 +33,14 @@ def revision_of(app, name: str) -> str:
     return path.name.split("_")[0]
 
 
-@pytest.fixture(scope="module", params=["step-3-apply", "step-5-custom-migration", "step-6-verify-safety"])
+@pytest.fixture(scope="module", params=["step-3-apply", "step-5-custom-migration",
+                                                       "step-6-verify-safety", "step-7-big-tables"])
 def step_copy(request, tmp_path_factory):
     app = copy_step(request.param, tmp_path_factory.mktemp("alembic"))
     yield app
     # env.py imports this copy's modules; do not leave them for another step's tests.
-    for name in ("models", "history", "lock", "database"):
+    for name in [*("models", "history", "lock", "database"),
+                 *(m for m in sys.modules if m == "migrate" or m.startswith("migrate."))]:
         sys.modules.pop(name, None)
 
 
@@ -48,7 +50,7 @@ def alembic_config(step_copy):
     if step_copy.name == "step-5-custom-migration":
         data["at_revision_data"] = {revision_of(step_copy, "add_user_title"): ELAINE}
         data["before_revision_data"] = {revision_of(step_copy, "seed_users"): JERRY}
-    if step_copy.name == "step-6-verify-safety":
+    if step_copy.name in ("step-6-verify-safety", "step-7-big-tables"):
         data["before_revision_data"] = {revision_of(step_copy, "user_title_required"): NO_TITLE}
     return Config(config_options={"file": str(step_copy / "alembic.ini")}, **data)
 

@@ -131,7 +131,8 @@ def test_plain_alembic_refuses_what_migrate_refuses(step, database_url, db, case
 
 
 @pytest.mark.parametrize("step_name", ["step-3-apply", "step-4-new-migration",
-                                       "step-5-custom-migration", "step-6-verify-safety"])
+                                       "step-5-custom-migration", "step-6-verify-safety",
+                                       "step-7-big-tables"])
 def test_offline_sql_works_for_every_revision(step, step_name):
     """`alembic upgrade head --sql`: before, an AttributeError in step 5's seed_users."""
     result = run(step(step_name), "-m", "alembic", "upgrade", "head", "--sql")

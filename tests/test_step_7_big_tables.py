@@ -309,3 +309,39 @@ def test_lint_says_which_route_upgrade_takes(step, database_url, dev_database_ur
             f"pt-online-schema-change found ({tool})") in result.stdout
     assert query(database_url, "SELECT COUNT(*) FROM users") == [(USERS + 2,)]
     assert email_column(database_url) == AS_BEFORE  # lint changed nothing there
+
+
+def test_upgrade_killed_during_the_copy_takes_the_tool_with_it_and_the_rerun_cleans_up(
+        step, database_url, dev_database_url, tool):
+    app = production(step, database_url)
+    before = snapshot(database_url)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "migrate", "upgrade", "-x", THRESHOLD, "-x", f"online_tool={tool}",
+         "-x", SLOW], cwd=app, env=step_env(database_url), stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True)
+    try:
+        wait_for_triggers(database_url, process)
+        pid = tool_process(database_url)
+        process.kill()
+        process.communicate(timeout=60)
+    finally:
+        process.kill()
+    for _ in range(600):  # the tool got SIGTERM when upgrade died (not a process of ours to wait)
+        if not Path(f"/proc/{pid}").exists() or \
+                Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] == "Z":
+            break
+        time.sleep(0.05)
+    else:
+        raise AssertionError("the tool outlived the upgrade that started it")
+    assert snapshot(database_url) == before and email_column(database_url) == AS_BEFORE
+    status = run(app, "-m", "migrate", "status", database_url=database_url)
+    assert status.returncode == 4 and "Cut off during: ALTER TABLE users" in status.stdout
+    # The rerun settles the cut-off ALTER on the dev database (not applied), removes what the
+    # tool left, and hands it over again.
+    rerun = run(app, "-m", "migrate", "upgrade", "-x", THRESHOLD, "-x", f"online_tool={tool}",
+                database_url=database_url, dev_database_url=dev_database_url)
+    assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+    assert "removed what an earlier run of the tool left: trigger pt_osc_" in rerun.stdout
+    assert snapshot(database_url) == before and email_column(database_url) == WIDENED
+    assert leftovers(database_url) == []
+    assert [r["outcome"] for r in online_records(database_url)] == ["done"]

@@ -24,11 +24,13 @@ Settings, in alembic.ini or for one run with `-x name=value`: online_min_rows, o
 
 from __future__ import annotations
 
+import ctypes
 import os
 import shlex
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -188,6 +190,12 @@ class Online:
         table = route.table
         version = tool_version(route.tool)
         started, clock = datetime.now(timezone.utc).replace(tzinfo=None), time.monotonic()
+        # An earlier run stopped before it could clean up (its process killed): its triggers
+        # would make the tool refuse to start. We hold the migration lock; the tool that
+        # earlier run started died with it (die_with_us).
+        earlier = cleanup(cursor, db, table, swapped=False)
+        if earlier:
+            say(f"{table}: removed what an earlier run of the tool left: {', '.join(earlier)}")
         before = exact_rows(cursor, table)
         say(f"{table}: {before} rows, and the server can only copy the table, which would block "
             f"writes: handing the ALTER to {version}")
@@ -209,7 +217,7 @@ class Online:
                 code = self._run([*command, "--execute"], output)
         text = "".join(output)
         swapped = "Swapped original and new tables OK" in text
-        cleaned = cleanup(cursor, db, table, swapped)
+        cleaned = earlier + cleanup(cursor, db, table, swapped)
         after = exact_rows(cursor, table)
         outcome = "done" if code == 0 or swapped else \
             "interrupted" if self.signal else "failed"
@@ -246,7 +254,7 @@ class Online:
         # Its own session: a Ctrl-C in the terminal reaches us, and we forward it (forward()).
         self.process = subprocess.Popen(
             command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            text=True, start_new_session=True)
+            text=True, start_new_session=True, preexec_fn=die_with_us)
         try:
             for line in self.process.stdout:
                 output.append(line)
@@ -270,6 +278,13 @@ class Online:
         except ProcessLookupError:
             pass
         return True
+
+
+def die_with_us() -> None:
+    """In the tool's process, before it starts (Linux): when `upgrade` is killed, the tool gets
+    SIGTERM instead of going on alone, unrecorded, under nobody's migration lock."""
+    if sys.platform == "linux":
+        ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
 def say(line: str) -> None:

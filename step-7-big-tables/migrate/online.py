@@ -353,10 +353,25 @@ def leftovers(cursor, db: str, table: str) -> tuple[list[str], list[str]]:
     return triggers, tables
 
 
+def settled(cursor, db: str, table: str, seconds: int = 60) -> None:
+    """Wait until no statement of the tool's still runs on the server: a client killed in the
+    middle of a CREATE TRIGGER leaves the server finishing it, and a trigger made after the
+    cleanup looked would stay. Its statements name its triggers and tables."""
+    for _ in range(seconds * 10):
+        cursor.execute(
+            "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE ID <> CONNECTION_ID() "
+            "AND (INSTR(INFO, %s) > 0 OR INSTR(INFO, %s) > 0 OR INSTR(INFO, %s) > 0)",
+            [f"pt_osc_{db}_{table}_", f"_{table}_new", f"_{table}_old"])
+        if cursor.fetchone()[0] == 0:
+            return
+        time.sleep(0.1)
+
+
 def cleanup(cursor, db: str, table: str, swapped: bool) -> list[str]:
     """Remove what the tool left: its triggers first (while they exist every write to the
     table is also written to `_<table>_new`), then the new table, or after a swap the old one
     (unless a foreign key still points at it)."""
+    settled(cursor, db, table)
     triggers, tables = leftovers(cursor, db, table)
     removed = []
     for trigger in triggers:

@@ -172,7 +172,7 @@ def described(module, url) -> dict[str, str]:
 
 
 STEPS_WITH_BASELINE = ["step-3-apply", "step-4-new-migration", "step-5-custom-migration",
-                       "step-6-verify-safety"]
+                       "step-6-verify-safety", "step-7-big-tables"]
 
 
 @pytest.mark.parametrize("schema_compare", STEPS_WITH_BASELINE, indirect=True)

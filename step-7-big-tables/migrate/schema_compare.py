@@ -8,12 +8,10 @@ A difference is a difference in what the schema does, not in how a server prints
 int, now() and CURRENT_TIMESTAMP, DEFAULT 0 and DEFAULT '0' are the same.
 """
 
-import re
-
 from sqlalchemy import Connection, inspect, text
 
 from .history import BOOKKEEPING
-from .sql import canonical
+from .sql import canonical, column_default, column_type
 
 NOT_COMPARED = (
     "column order, triggers, views, stored routines, partitioning, row format and "
@@ -71,14 +69,12 @@ def describe(connection: Connection) -> dict[str, str]:
 
 def _column(column: dict, connection: Connection, table_collation: str) -> str:
     kind = column["type"]
-    spelled = kind.compile(dialect=connection.dialect)
     # The collation is compared on its own; MariaDB and MySQL 5 report a display width
     # (INTEGER(11)) that MySQL 8 dropped.
-    spelled = re.sub(r" (CHARACTER SET|COLLATE) \w+", "", spelled)
-    spelled = re.sub(r"^(TINYINT|SMALLINT|MEDIUMINT|INTEGER|BIGINT)\(\d+\)", r"\1", spelled)
+    spelled = column_type(kind.compile(dialect=connection.dialect))
     parts = [spelled, "NULL" if column["nullable"] else "NOT NULL"]
     if column["default"] is not None:
-        parts.append(f"DEFAULT {_default(str(column['default']))}")
+        parts.append(f"DEFAULT {column_default(str(column['default']))}")
     if column.get("autoincrement") is True:
         parts.append("AUTO_INCREMENT")
     collation = getattr(kind, "collation", None)
@@ -88,28 +84,6 @@ def _column(column: dict, connection: Connection, table_collation: str) -> str:
         parts.append(f"CHARACTER SET {kind.charset}")
     parts.append(_comment(column.get("comment")))
     return " ".join(filter(None, parts))
-
-
-def _default(value: str) -> str:
-    value = _unwrap(value.strip())  # MySQL 8 writes expression defaults in parentheses
-    now = re.fullmatch(r"(?i)(now|current_timestamp|localtime|localtimestamp)(\((\d*)\))?", value)
-    if now:  # MariaDB: current_timestamp(); MySQL: CURRENT_TIMESTAMP; models: now()
-        return f"CURRENT_TIMESTAMP({now.group(3)})" if now.group(3) else "CURRENT_TIMESTAMP"
-    if re.fullmatch(r"'-?\d+(\.\d+)?'", value):  # MySQL quotes numbers: DEFAULT '0'
-        return value[1:-1]
-    return canonical(value)  # an expression: (concat(_latin1'a', ...)) as MariaDB writes it
-
-
-def _unwrap(sql: str) -> str:
-    """`(x)` -> `x`, while the outer parentheses enclose the whole expression."""
-    while sql.startswith("(") and sql.endswith(")"):
-        depth = 0
-        for i, char in enumerate(sql):
-            depth += {"(": 1, ")": -1}.get(char, 0)
-            if depth == 0 and i < len(sql) - 1:
-                return sql  # "(a) + (b)": not one group
-        sql = sql[1:-1].strip()
-    return sql
 
 
 def _comment(comment: str | None) -> str:

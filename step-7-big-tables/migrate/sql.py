@@ -110,3 +110,47 @@ def canonical(expression: str) -> str:
         while isinstance(tree, exp.Paren):
             tree = tree.this
     return text
+
+
+def column_type(spelled: str) -> str:
+    """A column type in one spelling: without its character set and collation (compared on
+    their own), and without the display width MariaDB and MySQL 5 give integers (INT(11)),
+    which MySQL 8 dropped. The text itself if sqlglot does not know the type (POINT, INET6)."""
+    try:
+        kind = exp.DataType.build(spelled, dialect="mysql")
+    except (ParseError, TokenError, ValueError):
+        return spelled
+    if kind.this in exp.DataType.INTEGER_TYPES and kind.this != exp.DataType.Type.BIT:  # BIT(8): a size
+        kind.set("expressions", [])
+    return kind.sql(dialect="mysql")
+
+
+# What each server writes for "the time of the insert": now(), CURRENT_TIMESTAMP, current_timestamp()
+NOW = (exp.CurrentTimestamp, exp.Localtime, exp.Localtimestamp)
+
+
+def column_default(value: str) -> str:
+    """A column default in one spelling: MySQL 8 puts expressions in parentheses, MariaDB writes
+    current_timestamp() where MySQL writes CURRENT_TIMESTAMP and models now(), MySQL quotes
+    numbers (DEFAULT '0')."""
+    try:
+        tree = sqlglot.parse_one(value, read="mysql")
+    except (ParseError, TokenError):
+        return " ".join(value.split())
+    while isinstance(tree, exp.Paren):
+        tree = tree.this
+    if isinstance(tree, NOW) or isinstance(tree, exp.Anonymous) and tree.name.lower() == "now":
+        precision = tree.expressions[0] if isinstance(tree, exp.Anonymous) and tree.expressions \
+            else tree.this
+        digits = precision.name if isinstance(precision, exp.Literal) else ""
+        return f"CURRENT_TIMESTAMP({digits})" if digits else "CURRENT_TIMESTAMP"
+    if isinstance(tree, exp.Literal) and tree.is_string and _is_number(tree.this):
+        return tree.this
+    return canonical(tree.sql(dialect="mysql"))
+
+
+def _is_number(text: str) -> bool:
+    try:
+        return text.strip() == text and float(text) == float(text)  # not "nan", "inf", " 1"
+    except ValueError:
+        return False

@@ -123,10 +123,15 @@ def test_a_big_tables_copying_alter_goes_to_the_tool(step, database_url, tool):
     assert snapshot(database_url) == before  # every row, as it was
     assert email_column(database_url) == WIDENED
     assert blogs_reference_users(database_url)  # the foreign key follows the new table
-    # ... under a new name: the tool's rebuild_constraints adds a "_" (the README says so).
-    assert query(database_url, "SELECT CONSTRAINT_NAME FROM information_schema."
+    # ... under its own name again (the tool's rebuild_constraints makes it _fk_...), with its
+    # index, and its ON DELETE.
+    assert query(database_url, "SELECT CONSTRAINT_NAME, DELETE_RULE FROM information_schema."
                  "REFERENTIAL_CONSTRAINTS WHERE CONSTRAINT_SCHEMA = DATABASE()") == \
-        [("_fk_blogs_author_id_users",)]
+        [("fk_blogs_author_id_users", "SET NULL")]
+    assert ("fk_blogs_author_id_users",) in query(
+        database_url, "SELECT INDEX_NAME FROM information_schema.STATISTICS WHERE "
+        "TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'blogs'")
+    assert "foreign key blogs.fk_blogs_author_id_users named as before" in result.stdout
     assert leftovers(database_url) == []
     [record] = online_records(database_url)
     assert record["outcome"] == "done" and record["swapped"]

@@ -196,6 +196,7 @@ class Online:
         earlier = cleanup(cursor, db, table, swapped=False)
         if earlier:
             say(f"{table}: removed what an earlier run of the tool left: {', '.join(earlier)}")
+        names = foreign_keys(cursor, db, table)
         before = exact_rows(cursor, table)
         say(f"{table}: {before} rows, and the server can only copy the table, which would block "
             f"writes: handing the ALTER to {version}")
@@ -229,6 +230,7 @@ class Online:
             cleaned_up="; ".join(cleaned) or None, output=text))
         left = f"; removed what it left: {', '.join(cleaned)}" if cleaned else ""
         if outcome == "done":
+            left += restore_names(cursor, db, table, names)
             say(f"{table}: altered by {TOOL} in {time.monotonic() - clock:.1f} s; "
                 f"{after} rows before and after{left}" if after == before else
                 f"{table}: altered by {TOOL}; {before} rows before, {after} after (writes went "
@@ -390,6 +392,54 @@ def cleanup(cursor, db: str, table: str, swapped: bool) -> list[str]:
         removed.append(f"table {name}")
     cursor.connection.commit()
     return removed
+
+
+def foreign_keys(cursor, db: str, table: str) -> dict[tuple, tuple]:
+    """The foreign keys of other tables that refer to `table`:
+    {(child, columns, referenced columns): (name, ON DELETE, ON UPDATE)}."""
+    cursor.execute(
+        "SELECT k.TABLE_NAME, k.CONSTRAINT_NAME, k.COLUMN_NAME, k.REFERENCED_COLUMN_NAME, "
+        "r.DELETE_RULE, r.UPDATE_RULE FROM information_schema.KEY_COLUMN_USAGE k "
+        "JOIN information_schema.REFERENTIAL_CONSTRAINTS r ON r.CONSTRAINT_SCHEMA = "
+        "k.CONSTRAINT_SCHEMA AND r.TABLE_NAME = k.TABLE_NAME AND r.CONSTRAINT_NAME = "
+        "k.CONSTRAINT_NAME WHERE k.CONSTRAINT_SCHEMA = %s AND k.REFERENCED_TABLE_NAME = %s "
+        "AND k.TABLE_NAME <> %s ORDER BY k.TABLE_NAME, k.CONSTRAINT_NAME, k.ORDINAL_POSITION",
+        [db, table, table])
+    grouped: dict[tuple, list] = {}
+    for child, name, column, referenced, on_delete, on_update in cursor.fetchall():
+        grouped.setdefault((child, name, on_delete, on_update), []).append((column, referenced))
+    cursor.connection.commit()
+    return {(child, tuple(c for c, _ in pairs), tuple(r for _, r in pairs)):
+            (name, on_delete, on_update)
+            for (child, name, on_delete, on_update), pairs in grouped.items()}
+
+
+def restore_names(cursor, db: str, table: str, names: dict[tuple, tuple]) -> str:
+    """Give the children's foreign keys their names back: the tool re-creates them as
+    `_fk_...` (or strips a `__`), and a later revision that names one (op.drop_constraint)
+    would fail on production only. In place, without checking the rows again (they were
+    checked when the key was made, and the tool copied every one): no copy of the child."""
+    renamed = []
+    for key, (name, on_delete, on_update) in foreign_keys(cursor, db, table).items():
+        original = names.get(key, (name,))[0]
+        if original == name:
+            continue
+        child, columns, referenced = key
+        quote = lambda names_: ", ".join(f"`{n}`" for n in names_)
+        try:
+            cursor.execute("SET @previous_checks = @@foreign_key_checks, foreign_key_checks = 0")
+            cursor.execute(
+                f"ALTER TABLE `{child}` DROP FOREIGN KEY `{name}`, ADD CONSTRAINT `{original}` "
+                f"FOREIGN KEY ({quote(columns)}) REFERENCES `{table}` ({quote(referenced)}) "
+                f"ON DELETE {on_delete} ON UPDATE {on_update}, ALGORITHM=INPLACE, LOCK=NONE")
+            renamed.append(f"{child}.{original}")
+        except Exception as exc:  # the change is made; only the name is not the revisions'
+            reason = exc.args[-1] if exc.args else exc
+            return (f"; {child}'s foreign key is now named {name}, not {original} ({reason}): "
+                    "rename it before a revision names it")
+        finally:
+            cursor.execute("SET foreign_key_checks = @previous_checks")
+    return f"; foreign key {', '.join(renamed)} named as before" if renamed else ""
 
 
 def record(cursor, values: dict) -> None:

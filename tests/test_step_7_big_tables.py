@@ -316,8 +316,15 @@ def test_lint_says_which_route_upgrade_takes(step, database_url, dev_database_ur
                  dev_database_url=dev_database_url)
     assert ("route: pt-online-schema-change: users holds at least online_min_rows=1000 rows; "
             f"pt-online-schema-change found ({tool})") in result.stdout
+    ini.write_text(ini.read_text().replace(f"online_tool = {tool}", "online_tool = no-such-tool"))
+    result = run(app, "-m", "migrate", "lint", database_url=database_url,
+                 dev_database_url=dev_database_url)
+    assert ("route: as written: users holds at least online_min_rows=1000 rows; no-such-tool "
+            "not found, so as written, blocking writes during the copy") in result.stdout
     assert query(database_url, "SELECT COUNT(*) FROM users") == [(USERS + 2,)]
     assert email_column(database_url) == AS_BEFORE  # lint changed nothing there
+    assert leftovers(database_url) == [] and "alembic_online_alters" not in {
+        t for (t,) in query(database_url, "SHOW TABLES")}
 
 
 def test_upgrade_killed_during_the_copy_takes_the_tool_with_it_and_the_rerun_cleans_up(

@@ -95,11 +95,10 @@ class ToolFailed(Exception):
 
 @dataclass
 class Route:
-    """What upgrade does with one ALTER: `tool` when it goes to the tool, and why."""
-    table: str | None = None
-    clauses: str = ""  # what follows the table's name: the tool's --alter
+    """An ALTER TABLE of a big table: tried online, then handed to the tool (if found)."""
+    table: str
+    clauses: str  # what follows the table's name: the tool's --alter
     tool: str | None = None  # the tool's path, when found
-    why: str = ""
 
 
 def altered_table(statement: str) -> Route | None:

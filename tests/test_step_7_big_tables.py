@@ -257,9 +257,9 @@ def test_an_interrupted_or_killed_tool_leaves_the_table_as_it_was(step, database
 # -- the password, bad settings, lint ---------------------------------------------------------------
 
 def test_the_password_reaches_the_tool_in_a_private_file_never_its_command_line(
-        step, database_url, tool, tmp_path, mariadb):
-    if not mariadb:
-        pytest.skip("MySQL 9.7's tool runs in a chroot that cannot see this machine's /tmp")
+        step, database_url, tool, tmp_path):
+    if "chroot" in Path(tool).read_text(errors="replace"):
+        pytest.skip("this tool runs in a chroot, which cannot see this machine's /tmp")
     app = production(step, database_url, users=1200)
     password = "Pw-s3cret@:/#%"
     user = f"osc_{database_url.database[-8:]}"

@@ -151,6 +151,7 @@ class Online:
     def __init__(self, settings: Settings, url: URL):
         self.settings = settings
         self.url = url
+        self.handing = False  # in hand_off(): a Ctrl-C stops the hand-off
         self.process: subprocess.Popen | None = None  # the tool, while it runs
         self.signal: str | None = None  # forwarded to it
 
@@ -185,6 +186,14 @@ class Online:
                  history_id: int | None) -> None:
         """Run the tool: dry run, then execute. Returns when the change is made; raises
         ToolFailed, after cleaning up and recording, when it is not."""
+        self.handing = True
+        try:
+            self._hand_off(cursor, route, statement, revision, history_id)
+        finally:
+            self.handing = False
+
+    def _hand_off(self, cursor, route: Route, statement: str, revision: str,
+                  history_id: int | None) -> None:
         db = self.url.database
         table = route.table
         version = tool_version(route.tool)
@@ -212,7 +221,8 @@ class Online:
                        # MariaDB refuses that ALTER of the child while checking foreign keys.
                        "--set-vars", "foreign_key_checks=0",
                        *self.settings.options, self.dsn(table)]
-            code = self._run([*command, "--dry-run"], output)
+            if not self.signal:
+                code = self._run([*command, "--dry-run"], output)
             if code == 0 and not self.signal:
                 code = self._run([*command, "--execute"], output)
         text = "".join(output)
@@ -256,6 +266,8 @@ class Online:
         self.process = subprocess.Popen(
             command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             text=True, start_new_session=True, preexec_fn=die_with_us)
+        if self.signal:  # it came while the tool was being started
+            self.process.send_signal(getattr(signal, self.signal))
         try:
             for line in self.process.stdout:
                 output.append(line)
@@ -267,17 +279,18 @@ class Online:
             self.process = None
 
     def forward(self, number: int) -> bool:
-        """A Ctrl-C or SIGTERM while the tool runs: it gets it and stops (3.2.1 exits at once,
-        leaving its triggers and new table: cleanup() removes them); True when there was a
-        tool to forward it to."""
-        process = self.process
-        if process is None:
+        """A Ctrl-C or SIGTERM during a hand-off: the tool gets it and stops (3.2.1 exits at
+        once, leaving its triggers and new table: cleanup() removes them), or is not started;
+        False outside a hand-off."""
+        if not self.handing:
             return False
         self.signal = signal.Signals(number).name
-        try:
-            process.send_signal(number)
-        except ProcessLookupError:
-            pass
+        process = self.process
+        if process is not None:
+            try:
+                process.send_signal(number)
+            except ProcessLookupError:
+                pass
         return True
 
 

@@ -178,6 +178,8 @@ def test_a_change_the_tools_copy_fails_on_leaves_the_table_as_it_was(step, datab
     assert leftovers(database_url) == []
     [record] = online_records(database_url)
     assert (record["outcome"], record["swapped"]) == ("failed", 0)
+    status = run(app, "-m", "migrate", "status", database_url=database_url)
+    assert status.returncode == 4 and "online: users not altered (failed) by " in status.stdout
     assert last_history(database_url) == ("failed", 0, None)
     # The fix: the address in ASCII; the rerun runs the ALTER, once.
     query(database_url, "UPDATE users SET email = 'jose@example.com' WHERE name = 'José'")

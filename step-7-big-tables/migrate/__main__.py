@@ -152,7 +152,8 @@ def status(engine: Engine) -> None:
             print(f"  {row.executed_at:%Y-%m-%d %H:%M:%S}  {row.kind:<11} {row.revision}  "
                   f"{row.description}  ({row.statements} statement(s), {row.execution_ms} ms)")
     for alter in online:  # the ALTERs pt-online-schema-change ran (online.py)
-        print(f"  online: {alter.table_name} {'altered' if alter.outcome == 'done' else alter.outcome} "
+        done = "altered" if alter.outcome == "done" else f"not altered ({alter.outcome})"
+        print(f"  online: {alter.table_name} {done} "
               f"by {alter.tool_version}, {alter.started_at:%Y-%m-%d %H:%M:%S}, "
               f"{alter.duration_ms} ms, rows {alter.rows_before} before, {alter.rows_after} after"
               + (f"; removed its leftovers: {alter.cleaned_up}" if alter.cleaned_up else ""))

@@ -219,7 +219,7 @@ class Online:
                        # table by ALTER TABLE blogs, never by dropping the old one first.
                        "--alter-foreign-keys-method=rebuild_constraints",
                        # MariaDB refuses that ALTER of the child while checking foreign keys.
-                       "--set-vars", "foreign_key_checks=0",
+                       "--set-vars", "foreign_key_checks=0" + traditional_explain(cursor),
                        *self.settings.options, self.dsn(table)]
             if not self.signal:
                 code = self._run([*command, "--dry-run"], output)
@@ -480,6 +480,13 @@ def recorded(connection: Connection) -> list:
     if ONLINE_TABLE not in inspect(connection).get_table_names():
         return []
     return connection.execute(select(online_alters).order_by(online_alters.c.id)).all()
+
+
+def traditional_explain(cursor) -> str:
+    """MySQL 8.3+ may EXPLAIN as a tree (9.x does by default), where the tool finds no row
+    estimate: it then copies the whole table in one chunk, every write waiting for it."""
+    cursor.execute("SHOW VARIABLES LIKE 'explain_format'")
+    return ",explain_format=TRADITIONAL" if cursor.fetchone() else ""
 
 
 def is_mariadb(cursor) -> bool:

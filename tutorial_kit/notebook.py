@@ -22,6 +22,7 @@ from __future__ import annotations
 import atexit
 import difflib
 import html
+import os
 import shlex
 import shutil
 from pathlib import Path
@@ -31,6 +32,7 @@ from sqlalchemy.engine import URL
 
 from tutorial_kit.diff import FileChange, file_changes
 from tutorial_kit.mysql import Server, find_server
+from tutorial_kit.online_tool import tool_folder
 from tutorial_kit.reaper import watch
 from tutorial_kit.steps import REPO, STEPS, build_dir, copy_step, run
 
@@ -241,6 +243,10 @@ class Tutorial:
         shutil.rmtree(self.work, ignore_errors=True)
         self.work.mkdir(parents=True)
         self._databases: list[URL] = []
+        # Step 7 hands big ALTERs to pt-online-schema-change: the one that works with this
+        # server, first on PATH (tutorial_kit/online_tool.py).
+        tools = tool_folder(self.server, self.work / ".tool")
+        self.env = {"PATH": f"{tools}{os.pathsep}{os.environ.get('PATH', '')}"} if tools else {}
         atexit.register(self.close)
         print(f"MySQL: {self.server.source}")
 
@@ -290,7 +296,7 @@ class Tutorial:
         """
         args = shlex.split(command)
         assert args[0] == "python", "the notebooks run Python commands only"
-        result = run(step_dir, *args[1:], merged=True, **urls)
+        result = run(step_dir, *args[1:], merged=True, env=self.env, **urls)
         output = result.stdout.rstrip()
         if result.returncode and result.returncode == expect and not traceback:
             output = short_traceback(output)

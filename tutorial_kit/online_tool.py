@@ -32,3 +32,19 @@ def online_tool(server: Server) -> Path | None:
             return beside
     found = shutil.which(TOOL)
     return Path(found) if found else None
+
+
+def tool_folder(server: Server, folder: Path) -> Path | None:
+    """`folder`, holding a link named pt-online-schema-change to online_tool(server): put it on
+    PATH before the system's folders, and step 7 runs the tool that works with `server`, as a
+    reader who installed it would. None when this machine has none (the step then says the tool
+    is missing and alters as written)."""
+    tool = online_tool(server)
+    if tool is None:
+        return None
+    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        (folder / TOOL).symlink_to(tool)
+    except FileExistsError:
+        pass
+    return folder

@@ -60,7 +60,7 @@ from pathlib import Path
 from sqlalchemy.engine import URL
 
 from tutorial_kit.mysql import Server
-from tutorial_kit.online_tool import TOOL, online_tool
+from tutorial_kit.online_tool import tool_folder
 from tutorial_kit.steps import REPO, copy_step, python_on_path, step_env, url_text
 
 RUN_LANGUAGES = {"sh", "bash"}
@@ -241,21 +241,6 @@ class Handoff:
                 future.result().drop()
 
 
-def tool_on_path(server: Server, folder: Path) -> str:
-    """What to put on PATH after the kit's Python so that step 7's `pt-online-schema-change`
-    is one that works with `server` (3.7.1 for MySQL 9.x, as a reader installs it); "" when
-    this machine has none (the step then says the tool is missing and alters as written)."""
-    tool = online_tool(server)
-    if tool is None:
-        return ""
-    folder.mkdir(parents=True, exist_ok=True)
-    try:
-        (folder / TOOL).symlink_to(tool)
-    except FileExistsError:
-        pass
-    return f"{os.pathsep}{folder}"
-
-
 class ReadmeRun:
     """Runs step READMEs; `say` gets the transcript, one line at a time."""
 
@@ -269,7 +254,9 @@ class ReadmeRun:
         self.say = say
         self.root = root  # where the step folders are
         self.bin = python_on_path(work / ".bin")
-        self.bin += tool_on_path(server, work / ".tool")
+        # Step 7's pt-online-schema-change: the one that works with this server.
+        if (tools := tool_folder(server, work / ".tool")) is not None:
+            self.bin += f"{os.pathsep}{tools}"
         self.handoff = handoff
         self.in_place = in_place  # run in the step folders themselves, not in copies
         self.environ = environ or {}  # more variables for every command

@@ -62,7 +62,8 @@ before = t.query(production, "SELECT id, name, email, title FROM users ORDER BY 
 #
 # Beside the algorithm the server allows (asked on the dev database: INSTANT, INPLACE, all
 # refused; only COPY), lint now says the route: with `DATABASE_URL` it counts production's
-# rows, reading only, and looks for the tool.
+# rows, reading only, and looks for the tool. It also warns that ASCII cannot hold every
+# character utf8mb4 can (MF106), and reads production's addresses: all of them fit.
 
 # %%
 t.sh(app, "python -m migrate lint --latest 1", **urls)
@@ -70,9 +71,9 @@ t.sh(app, "python -m migrate lint --latest 1", **urls)
 # %% [markdown]
 # ## A row the copy cannot take
 #
-# An address that is not ASCII cannot go into an ASCII column. Add one, and deploy: the tool's
-# copy fails on that row. `upgrade` removes what the tool left (its triggers, `_users_new`),
-# counts the rows, records the failure, and says so in one line.
+# Between lint and the deploy, someone signs up as `zoë@example.com`, which ASCII cannot hold.
+# Deploy: the tool's copy fails on that row. `upgrade` removes what the tool left (its
+# triggers, `_users_new`), counts the rows, records the failure, and says so in one line.
 
 # %%
 t.sql(production, "UPDATE users SET email = 'zoë@example.com' WHERE email = 'user7@example.com'")
@@ -83,8 +84,15 @@ t.sql(production, "SELECT COUNT(*) AS triggers FROM information_schema.TRIGGERS 
 t.sh(app, "python -m migrate status", **urls, expect=4)
 
 # %% [markdown]
-# Production is as it was: the same rows, the old column. The fix is in the data, not in the
-# revision (which did nothing): here, the address the user gave before its accent was typed.
+# Production is as it was: the same rows, the old column. Lint, run now, finds the row (it
+# would have stopped the deploy in CI):
+
+# %%
+t.sh(app, "python -m migrate lint --latest 1", **urls, expect=1)
+
+# %% [markdown]
+# The fix is in the data, not in the revision (which did nothing): here, the address the user
+# gave before its accent was typed.
 
 # %%
 t.sql(production, "UPDATE users SET email = 'user7@example.com' WHERE email = 'zoë@example.com'")
@@ -136,10 +144,12 @@ step.show("alembic.ini")
 # private file, never on its command line. After a failure, it removes what the tool left.
 # `migrate/history.py` sends every DDL statement through it, `migrations/env.py` hands it the
 # settings, `migrate/lint.py` prints its route and `status` lists the hand-offs.
+# `migrate/lint_checks.py` adds MF106, with its read-only count of the values that would not
+# survive the new character set.
 
 # %%
 step.show("migrate/online.py", "migrate/history.py", "migrations/env.py", "migrate/revisions.py",
-          "migrate/lint.py", "migrate/__main__.py")
+          "migrate/lint.py", "migrate/lint_checks.py", "migrate/__main__.py")
 
 # %%
 step.show("README.md", collapsed=True)

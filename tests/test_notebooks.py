@@ -202,6 +202,8 @@ EXPECTED = {
     "07-big-tables": [
         "+++ step-7-big-tables/migrate/online.py",
         "route: pt-online-schema-change: users holds at least online_min_rows=1000 rows",
+        "every email of users is written in characters ascii holds",
+        "1 row of users has an email with characters ascii cannot hold: this revision will fail",
         # The tool's copy fails on a row: production as it was, said in one line, recorded.
         "pt-online-schema-change did not alter users",
         "the table is as it was, 5003 rows (before: 5003)",

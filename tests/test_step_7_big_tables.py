@@ -367,3 +367,24 @@ def test_upgrade_killed_during_the_copy_takes_the_tool_with_it_and_the_rerun_cle
     assert snapshot(database_url) == before and email_column(database_url) == WIDENED
     assert leftovers(database_url) == []
     assert [r["outcome"] for r in online_records(database_url)] == ["done"]
+
+
+def test_lint_checks_every_value_fits_the_new_character_set(step, database_url, dev_database_url):
+    """MF106: ASCII cannot hold 'ë'. With DATABASE_URL, lint counts production's values that
+    would not survive (reading only) and fails: the ALTER would fail on them (error 1366)."""
+    app = production(step, database_url)
+    lint = lambda: run(app, "-m", "migrate", "lint", database_url=database_url,
+                       dev_database_url=dev_database_url)
+    result = lint()
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "MF106 warning" in result.stdout
+    assert "every email of users is written in characters ascii holds" in result.stdout
+    with connect(database_url) as conn, conn.cursor() as cur:
+        cur.execute("UPDATE users SET email = 'zoë@example.com' WHERE id = 7")
+        cur.execute("UPDATE users SET email = 'user?8@example.com' WHERE id = 8")  # ASCII '?'
+    before = snapshot(database_url)
+    result = lint()
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert ("1 row of users has an email with characters ascii cannot hold: this revision will "
+            "fail") in result.stdout
+    assert snapshot(database_url) == before and email_column(database_url) == AS_BEFORE

@@ -6,8 +6,9 @@ each statement, the schema before and after it and what the statement says it do
 one that came are a rename. The revision is read as a whole: a table it creates holds no rows
 yet, a column it adds and fills is no loss, a view or generated column that keeps an old name
 keeps the app working. The codes are Atlas's (https://atlasgo.io/lint/analyzers); ours have
-codes Atlas does not use: MF105 (narrowing), DM101-DM104 (rows deleted or overwritten), DF101
-(a NOT NULL column loses its default), IG101 (a lint comment without a reason).
+codes Atlas does not use: MF105 (narrowing), MF106 (a character set that not every value
+fits), DM101-DM104 (rows deleted or overwritten), DF101 (a NOT NULL column loses its default),
+IG101 (a lint comment without a reason).
 
 Each data-dependent finding carries a `check`: read-only queries against the app's database
 that say whether the revision will really fail there, or how many rows it loses.
@@ -36,6 +37,7 @@ class Column:
     generated: str  # "", "VIRTUAL" or "STORED"
     autoincrement: bool
     position: int
+    charset: str | None = None  # a text column's character set: utf8mb4, ascii...
 
 
 @dataclass(frozen=True)
@@ -97,9 +99,9 @@ def snapshot(connection: Connection) -> Schema:
         elif name not in BOOKKEEPING:
             tables[name] = Table({}, engine=(engine or "").upper(),
                                  partitioned="partitioned" in (options or "").lower())
-    for table, name, kind, nullable, default, extra, position in connection.execute(text(
+    for table, name, kind, nullable, default, extra, position, charset in connection.execute(text(
             "SELECT TABLE_NAME, COLUMN_NAME, COLUMN_TYPE, IS_NULLABLE, COLUMN_DEFAULT, EXTRA, "
-            f"ORDINAL_POSITION FROM information_schema.COLUMNS WHERE {where}")):
+            f"ORDINAL_POSITION, CHARACTER_SET_NAME FROM information_schema.COLUMNS WHERE {where}")):
         if table not in tables:
             continue
         extra = (extra or "").upper()
@@ -108,7 +110,8 @@ def snapshot(connection: Connection) -> Schema:
         # MariaDB writes a nullable column's missing default as the word NULL.
         default = None if default is None or default == "NULL" else str(default)
         tables[table].columns[name] = Column(
-            str(kind), nullable == "YES", default, generated, "AUTO_INCREMENT" in extra, position)
+            str(kind), nullable == "YES", default, generated, "AUTO_INCREMENT" in extra, position,
+            charset)
     parts: dict[tuple[str, str], list] = {}
     unique = {}
     for table, name, non_unique, column in connection.execute(text(
@@ -263,6 +266,9 @@ def _table_changes(table: str, old: Table, new: Table, renames: dict[str, str],
             finding = _type_change(table, name, was.type, now.type)
             if finding:
                 found.append(finding)
+        if existing and was.charset and now.charset and was.charset != now.charset \
+                and now.charset != "utf8mb4" and (table, name) not in revision.added:
+            found.append(_charset_change(table, name, was.charset, now.charset))
         if existing and now.autoincrement and not was.autoincrement:
             found.append(Finding(
                 "MY141", f'Making column "{name}" of table "{table}" AUTO_INCREMENT rebuilds the table',
@@ -541,6 +547,19 @@ def _narrowing(table: str, name: str, old: str, new: str) -> Finding | None:
         table, check)
 
 
+def _charset_change(table: str, name: str, old: str, new: str) -> Finding:
+    """MF106 (ours): a character set that cannot hold every character of the old one (utf8mb4
+    holds them all). In strict mode the ALTER fails on the first such value (error 1366),
+    otherwise it turns each one into '?'."""
+    return Finding(
+        "MF106",
+        f'Changing the character set of column "{name}" of table "{table}" from {old} to '
+        f"{new} might fail, or turn characters into '?', where a value has characters {new} "
+        "cannot hold",
+        "check the values first (lint does, with DATABASE_URL), or keep the character set",
+        table, lambda c: _not_representable(c, table, name, old, new))
+
+
 SPATIAL = {"POINT", "GEOMETRY", "LINESTRING", "POLYGON", "MULTIPOINT", "MULTILINESTRING",
            "MULTIPOLYGON", "GEOMETRYCOLLECTION", "GEOMCOLLECTION"}
 KNOWN = set(INTEGERS) | set(TEXTS) | set(STRINGS) | set(TEMPORAL) | {
@@ -676,6 +695,19 @@ def _too_long(c: Connection, table: str, name: str, limit: int, unit: str = "cha
         return f"every {name} of {table} fits in {limit} {unit}", False
     return (f"{_rows(n, table, 'has', 'have')} a {name} longer than {limit} {unit}: "
             "this revision will fail"), _strict(c)
+
+
+def _not_representable(c: Connection, table: str, name: str, old: str, new: str) -> tuple[str, bool]:
+    # A value survives the trip to the new character set and back, byte for byte, or it does not.
+    # The names come from information_schema, the server's own: no quoting needed.
+    trip = f"CONVERT(CONVERT(`{name}` USING {new}) USING {old})"
+    n = _count(c, table, f"CAST({trip} AS BINARY) <> CAST(`{name}` AS BINARY)")
+    if n == 0:
+        return f"every {name} of {table} is written in characters {new} holds", False
+    strict = _strict(c)
+    article = "an" if name[:1].lower() in "aeiou" else "a"
+    return (f"{_rows(n, table, 'has', 'have')} {article} {name} with characters {new} cannot hold: "
+            + ("this revision will fail" if strict else "they will become '?'")), strict
 
 
 def _out_of_range(c: Connection, table: str, name: str, low: int, high: int,

@@ -122,7 +122,9 @@ print(f"Every user is still there, unchanged but for the title: {len(before[1])}
 #     op.execute("ALTER TABLE users MODIFY title VARCHAR(255) NOT NULL, ALGORITHM=INPLACE, LOCK=NONE")
 # ```
 #
-# That is the end of Ent's tutorial. The pattern to copy into your own app is step 6's folder.
+# That is the end of Ent's tutorial. Notebook 07 goes on to what a big table needs: the ALTERs
+# only a copy can do, handed to pt-online-schema-change. The pattern to copy into your own app
+# is step 7's folder.
 
 # %% [markdown]
 # ## How it works: what changed since `step-5-custom-migration/`

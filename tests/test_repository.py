@@ -64,7 +64,7 @@ EXPECTED = {
         "removed": set(),
         "changed": {"README.md", "models.py", "alembic.ini", "migrations/env.py",
                     "migrations/revisions.sum", "migrate/__main__.py", "migrate/history.py",
-                    "migrate/lint.py", "migrate/revisions.py"},
+                    "migrate/lint.py", "migrate/lint_checks.py", "migrate/revisions.py"},
     },
 }
 

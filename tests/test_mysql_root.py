@@ -5,6 +5,8 @@ was never built, the tests that need it are skipped and say how to build it.
 """
 
 import os
+import secrets
+import shutil
 import subprocess
 import time
 from pathlib import Path
@@ -40,27 +42,103 @@ def test_a_built_root_is_reused_and_its_tools_run(built):
     assert versions["pt-online-schema-change"].strip() == "pt-online-schema-change 3.7.1"
 
 
+def command_lines() -> list[str]:
+    """The command line of every process this test can see, each as one string."""
+    lines = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            lines.append(cmdline.read_bytes().replace(b"\0", b" ").decode(errors="replace"))
+        except OSError:  # the process ended meanwhile
+            pass
+    return lines
+
+
 def test_pt_online_schema_change_of_the_root_alters_a_table_on_the_runs_server(
-        built, server, database_url):
+        built, server, mariadb, database_url, tmp_path):
     """percona-toolkit 3.7.1 (bookworm's 3.2.1 fails on MySQL 9.7: SHOW SLAVE HOSTS is gone)
-    runs on MySQL 9.7 and on MariaDB 10.11 alike; so does the root's mysql client."""
-    with server.connect(database_url.database) as conn, conn.cursor() as cur:
+    runs on MySQL 9.7 and on MariaDB 10.11 alike, with the credentials only in a
+    --defaults-file of the host's (no chroot: the tool sees the host's files)."""
+    name = database_url.database
+    user, password = f"pt_{secrets.token_hex(4)}", f"Pw-{secrets.token_hex(16)}"
+    with server.connect(name) as conn, conn.cursor() as cur:
         cur.execute("CREATE TABLE t (id INT PRIMARY KEY AUTO_INCREMENT, n INT)")
         cur.execute("INSERT INTO t (n) VALUES (1), (2), (3)")
-    host, port = database_url.host, database_url.port or 3306
-    where = f"D={database_url.database},t=t,h={host},P={port},u={database_url.username}"
-    env = {"MYSQL_PWD": database_url.password or ""}  # not on the command line
+        cur.execute(f"CREATE USER '{user}'@'%' IDENTIFIED BY '{password}'")
+        cur.execute(f"GRANT ALL ON `{name}`.* TO '{user}'@'%'")
+        # The tool reads SHOW REPLICA STATUS, which each server guards by a privilege of its own.
+        monitor = "SLAVE MONITOR" if mariadb else "REPLICATION CLIENT"
+        cur.execute(f"GRANT {monitor} ON *.* TO '{user}'@'%'")
+    try:
+        defaults = tmp_path / "my.cnf"
+        defaults.touch(mode=0o600)
+        # The server's address too: a tool that could not read the file finds no server.
+        defaults.write_text(f"[client]\nuser={user}\npassword={password}\n"
+                            f"host={database_url.host}\nport={database_url.port or 3306}\n")
+        where = f"D={name},t=t"
+        tool = subprocess.Popen(
+            [BIN / "pt-online-schema-change", f"--defaults-file={defaults}", "--alter",
+             "ADD COLUMN x INT", where, "--execute", "--recursion-method=none",
+             "--noversion-check"],
+            env={}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        seen: list[str] = []
+        while tool.poll() is None:  # what `ps` would have shown while it ran
+            seen += [line for line in command_lines() if password in line]
+            time.sleep(0.01)
+        output = tool.stdout.read()
+        assert tool.returncode == 0, output
+        assert f"Successfully altered `{name}`.`t`." in output
+        assert seen == [] and password not in output
+        with server.connect(name) as conn, conn.cursor() as cur:
+            cur.execute("SELECT * FROM t ORDER BY id")
+            assert cur.fetchall() == ((1, 1, None), (2, 2, None), (3, 3, None))  # every row
+            cur.execute("SHOW TABLES")
+            assert cur.fetchall() == (("t",),)  # nothing of the tool's left behind
+    finally:
+        with server.connect() as conn, conn.cursor() as cur:
+            cur.execute(f"DROP USER '{user}'@'%'")
+
+
+def test_a_root_built_with_older_wrappers_gets_new_ones_not_a_new_root(built, tmp_path):
+    """A cache that an earlier version of the script built (no wrappers-version; the tool run
+    with chroot) is upgraded in place: its wrappers are written again, the root is kept."""
+    cache = tmp_path / "mysql-9.7"
+    (cache / "usr" / "bin").mkdir(parents=True)
+    (cache / "root").symlink_to(CACHE / "root")  # the same root, under another name
+    for link in ("share", "lib"):
+        (cache / "usr" / link).symlink_to(f"../root/usr/{link}")
+    old = cache / "usr" / "bin" / "pt-online-schema-change"
+    old.write_text('#!/bin/sh\nexec /usr/sbin/chroot "$0/root" /usr/bin/pt-online-schema-change "$@"\n')
+    result = subprocess.run(["bash", SCRIPT], env={**os.environ, "TUTORIAL_MYSQL_ROOT": str(cache)},
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0 and result.stderr == "", result.stderr
+    assert result.stdout == f"{cache / 'usr' / 'bin' / 'mysqld'}\n"
+    assert (cache / "wrappers-version").read_text().strip().isdigit()
+    assert "chroot" not in old.read_text() and str(cache / "root") in old.read_text()
+    assert sorted(p.name for p in (cache / "usr" / "bin").iterdir()) == [
+        "mysql", "mysqld", "pt-online-schema-change"]  # no temporary file left
+    version = subprocess.run([old, "--version"], env={}, capture_output=True, text=True, timeout=60)
+    assert version.stdout.strip() == "pt-online-schema-change 3.7.1", version.stderr
+
+
+def test_older_wrappers_that_this_user_cannot_replace_are_one_line(built, short_tmp):
+    """Who may not write to the cache is told to run it once as root; nothing is changed."""
+    if os.getuid() != 0 or not shutil.which("setpriv"):
+        pytest.skip("needs root, to run the script as another user (setpriv)")
+    short_tmp.chmod(0o755)
+    cache = short_tmp / "mysql-9.7"
+    (cache / "usr" / "bin").mkdir(parents=True)
+    (cache / "root").symlink_to(CACHE / "root")
+    old = cache / "usr" / "bin" / "pt-online-schema-change"
+    old.write_text("#!/bin/sh\n# an earlier wrapper\n")
     result = subprocess.run(
-        [BIN / "pt-online-schema-change", "--alter", "ADD COLUMN x INT", where, "--execute",
-         "--recursion-method=none"], env=env, capture_output=True, text=True, timeout=120)
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert f"Successfully altered `{database_url.database}`.`t`." in result.stdout
-    shown = subprocess.run(
-        [BIN / "mysql", f"-h{host}", f"-P{port}", f"-u{database_url.username}",
-         "-N", "-e", "SELECT GROUP_CONCAT(COLUMN_NAME ORDER BY ORDINAL_POSITION), COUNT(*) "
-         f"FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = '{database_url.database}' "
-         "AND TABLE_NAME = 't'"], env=env, capture_output=True, text=True, timeout=60)
-    assert shown.stdout.split() == ["id,n,x", "3"], shown.stdout + shown.stderr
+        ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "bash", SCRIPT],
+        env={"PATH": os.environ["PATH"], "TUTORIAL_MYSQL_ROOT": str(cache)},
+        capture_output=True, text=True, timeout=60)
+    line = assert_clean_failure(result)
+    assert line == (f"error: mysql-root: the tool wrappers in {cache} are out of date; "
+                    "run this once as root to update them")
+    assert old.read_text() == "#!/bin/sh\n# an earlier wrapper\n"
+    assert not (cache / "wrappers-version").exists()
 
 
 def test_without_mmdebstrap_it_says_so_in_one_line(tmp_path):

@@ -3,7 +3,9 @@
 #   make test       run the tests against MySQL
 #   make lint-corpus  step 6's lint against tests/lint_corpus: recall, precision, crashes
 #   make bench      time make tutorial and make test against their targets, then the
-#                   tutorial's revisions on tables of 1,000,000 rows (step 6)
+#                   tutorial's revisions on tables of 1,000,000 rows (step 6), then step
+#                   7's COPY-only ALTER of 1,000,000 users while the app writes: plain, then
+#                   through pt-online-schema-change
 
 PYTHON ?= python3
 VENV   := .venv
@@ -23,6 +25,7 @@ lint-corpus: $(VENV)/.installed
 bench: $(VENV)/.installed
 	$(BIN)/python scripts/bench.py
 	$(BIN)/python scripts/bench.py --big-tables
+	$(BIN)/python scripts/bench.py --online
 
 # JupyterLab is not needed to run the tutorial: installed on first use (requirements-lab.txt).
 # Saving a notebook strips its outputs (tutorial_kit/lab.py), so git status stays clean.

@@ -20,19 +20,23 @@ server allows.
 import argparse
 import os
 import platform
+import random
 import re
 import resource
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
+import pymysql
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import create_engine, event, text
 
-from tutorial_kit.mysql import find_server
+from tutorial_kit.mysql import Server, find_server
+from tutorial_kit.online_tool import online_tool
 from tutorial_kit.steps import REPO, copy_step, run, url_text
 
 TARGETS = {"make tutorial": 40.0, "make test": 60.0}  # seconds, on 2 cores
@@ -195,11 +199,198 @@ def big_tables(rows: int) -> int:
     return 0
 
 
+# --- --online: step 7's COPY-only ALTER of users, plain and through pt-online-schema-change,
+# while the app writes. Until step 7 is on main, its revision's ALTER is run directly, on step
+# 6's schema (the same users and blogs); `plain_alter` and `tool_alter` are what change when
+# it lands: `python -m migrate upgrade -x online_min_rows=<huge>` and `-x online_min_rows=0`.
+STEP = "step-6-verify-safety"
+# Step 7's widen_user_email, as Alembic writes it: a new character set, which only a COPY
+# makes, on MySQL 9.7 and MariaDB 10.11 alike.
+CHANGE = "MODIFY email VARCHAR(320) COLLATE ascii_general_ci NOT NULL"
+CHANGED = ("email", 320)  # the column, and its length once altered
+# The flags step 7 passes (foreign keys: see anchors; the copy is checked, not re-checked).
+TOOL_FLAGS = ["--recursion-method=none", "--alter-foreign-keys-method=rebuild_constraints",
+              "--set-vars", "foreign_key_checks=0", "--noversion-check"]
+WRITES_PER_SECOND = 50
+GOAL = 1.0  # seconds: the longest a write may wait through the tool
+
+
+class Writer(threading.Thread):
+    """The app meanwhile: WRITES_PER_SECOND writes to users, inserts and updates in turn, each
+    timed; a write that fails is counted and the next one goes on."""
+
+    def __init__(self, server: Server, database: str, users: int) -> None:
+        super().__init__(daemon=True)
+        self.server, self.database, self.users = server, database, users
+        self.stopping = threading.Event()
+        self.waits: list[float] = []
+        self.inserted = self.failed = 0
+        self.errors: list[str] = []
+
+    def run(self) -> None:
+        conn = self.server.connect(self.database, timeout=3600)  # a write may wait a whole copy
+        period, due, n = 1 / WRITES_PER_SECOND, time.monotonic(), 0
+        while not self.stopping.wait(max(0.0, due - time.monotonic())):
+            n += 1
+            started = time.perf_counter()
+            try:
+                with conn.cursor() as cur:
+                    if n % 2:
+                        cur.execute("INSERT INTO users (name, email, title) VALUES (%s, %s, '')",
+                                    (f"Writer {n}", f"writer{n}@example.com"))
+                        self.inserted += 1
+                    else:
+                        cur.execute("UPDATE users SET name = %s WHERE id = %s",
+                                    (f"Renamed {n}", random.randint(1, self.users)))
+            except pymysql.MySQLError as exc:
+                self.failed += 1
+                self.errors.append(str(exc.args[-1])[:100])
+                conn.close()
+                conn = self.server.connect(self.database, timeout=3600)
+            self.waits.append(time.perf_counter() - started)
+            # Late after a long wait: go on at the rate from now, not in a burst to catch up.
+            due = max(due + period, time.monotonic())
+        conn.close()
+
+
+def fill_users(server: Server, url, rows: int) -> tuple[int, int]:
+    """`rows` users, and a blog by every tenth of them; (users, blogs) in the tables then."""
+    with server.connect(url.database, timeout=3600) as conn, conn.cursor() as cur:
+        cur.execute("INSERT INTO users (name, email, title) SELECT CONCAT('User ', n), "
+                    f"CONCAT('user', n, '@example.com'), '' FROM ({NUMBERS}) AS numbers "
+                    f"WHERE n < {rows}")
+        cur.execute("INSERT INTO blogs (title, body, author_id) SELECT CONCAT('Post ', id), "
+                    "'Lorem ipsum dolor sit amet.', id FROM users WHERE id % 10 = 1")
+        return tuple(counted(cur, table) for table in ("users", "blogs"))
+
+
+def counted(cur, table: str) -> int:
+    cur.execute(f"SELECT COUNT(*) FROM `{table}`")
+    return cur.fetchone()[0]
+
+
+def plain_alter(server: Server, url, tool: Path, tmp: Path) -> None:
+    """The ALTER as the server does it: a copy of the table, during which writes wait."""
+    with server.connect(url.database, timeout=3600) as conn, conn.cursor() as cur:
+        cur.execute(f"ALTER TABLE users {CHANGE}, ALGORITHM=COPY")
+
+
+def tool_alter(server: Server, url, tool: Path, tmp: Path) -> None:
+    """The same ALTER through pt-online-schema-change, a dry run first, as step 7 runs it: the
+    credentials in a --defaults-file readable by its owner only, never on a command line."""
+    defaults = tmp / "my.cnf"
+    defaults.touch(mode=0o600)
+    defaults.write_text("[client]\n" + "".join(
+        f"{key}={value}\n" for key, value in (
+            ("user", url.username), ("password", url.password), ("host", url.host),
+            ("port", url.port or 3306)) if value is not None))
+    try:
+        for mode in ("--dry-run", "--execute"):
+            result = subprocess.run(
+                [tool, f"--defaults-file={defaults}", "--alter", CHANGE,
+                 f"D={url.database},t=users", *TOOL_FLAGS, mode],
+                capture_output=True, text=True)
+            if result.returncode != 0:
+                print(result.stdout[-2000:] + result.stderr[-2000:], file=sys.stderr)
+                raise SystemExit(f"error: {tool.name} {mode} failed; its output is above")
+    finally:
+        defaults.unlink()
+
+
+def measure(server: Server, rows: int, tool: Path, way, tmp: Path) -> dict:
+    """Fill a fresh database at the revision before the ALTER, start the writer, apply the
+    ALTER `way`, stop the writer; what it cost the writes, and a check that no row was lost."""
+    with server.database("bench") as url:
+        step = copy_step(STEP, tmp / way.__name__)
+        done = run(step, "-m", "migrate", "upgrade", database_url=url, timeout=3600)
+        if done.returncode != 0:
+            print(done.stdout[-2000:] + done.stderr[-2000:], file=sys.stderr)
+            raise SystemExit(f"error: `python -m migrate upgrade` of {STEP} failed; see above")
+        started = time.perf_counter()
+        users, blogs = fill_users(server, url, rows)
+        seconds = time.perf_counter() - started
+        writer = Writer(server, url.database, users)
+        writer.start()
+        time.sleep(1)  # the writes' pace, before the ALTER
+        took = seconds_of(lambda: way(server, url, tool, tmp))
+        writer.stopping.set()
+        writer.join()
+        with server.connect(url.database) as conn, conn.cursor() as cur:
+            after = counted(cur, "users"), counted(cur, "blogs")
+            cur.execute("SELECT CHARACTER_MAXIMUM_LENGTH FROM information_schema.COLUMNS "
+                        "WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'users' "
+                        "AND COLUMN_NAME = %s", CHANGED[0])
+            altered = cur.fetchone()[0] == CHANGED[1]
+            cur.execute("SHOW TABLES")
+            left = sorted({name for name, in cur.fetchall()} - {"users", "blogs",
+                                                                "alembic_version",
+                                                                "alembic_history"})
+    return {"filled": seconds, "seconds": took, "waits": writer.waits, "failed": writer.failed,
+            "errors": writer.errors, "kept": after == (users + writer.inserted, blogs),
+            "rows": (users, blogs), "after": after, "altered": altered, "left": left}
+
+
+def cpu_model() -> str:
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine()
+
+
+def online(rows: int) -> int:
+    if not 1 <= rows <= 1_000_000:
+        raise SystemExit("error: ROWS must be between 1 and 1000000")
+    with find_server() as server, tempfile.TemporaryDirectory() as tmp:
+        tool = online_tool(server)
+        if tool is None:
+            raise SystemExit("error: no pt-online-schema-change for this server: apt-get install "
+                             "percona-toolkit (MariaDB), or bash scripts/mysql-root.sh (MySQL 9.7)")
+        with server.connect() as conn, conn.cursor() as cur:
+            cur.execute("SELECT VERSION()")
+            version = cur.fetchone()[0]
+        tool_version = subprocess.run([tool, "--version"], capture_output=True,
+                                      text=True).stdout.strip()
+        print(f"MySQL: {server.source} ({version}); {tool_version} ({tool})")
+        print(f"machine: {os.cpu_count()} cores, {cpu_model()}; load average "
+              f"{os.getloadavg()[0]:.1f} at the start")
+        print(f"ALTER TABLE users {CHANGE}, on {rows:,} users (and a blog by every tenth), "
+              f"while {WRITES_PER_SECOND} writes/s insert and update users\n")
+        results = {}
+        for label, way in (("plain ALTER (ALGORITHM=COPY)", plain_alter),
+                           (f"{tool.name}", tool_alter)):
+            result = results[label] = measure(server, rows, tool, way, Path(tmp))
+            waits = result["waits"]
+            print(f"{label}: total {result['seconds']:.1f} s; writes: {len(waits) - result['failed']}"
+                  f" done, {result['failed']} failed; longest write wait {max(waits):.3f} s")
+            print(f"  filled in {result['filled']:.1f} s; rows before {result['rows']}, after "
+                  f"{result['after']} (users, blogs): "
+                  f"{'every row kept' if result['kept'] else 'ROWS LOST'}; "
+                  f"{'altered' if result['altered'] else 'NOT ALTERED'}"
+                  + (f"; left behind: {', '.join(result['left'])}" if result["left"] else ""))
+            for error in sorted(set(result["errors"]))[:3]:
+                print(f"  failed write: {error}")
+        plain, through = results.values()
+        print(f"\n{tool.name} / plain ALTER: total time {through['seconds'] / plain['seconds']:.1f} x,"
+              f" longest write wait {max(through['waits']) / max(plain['waits']):.3f} x")
+        print(f"goal: no write waits longer than {GOAL:.0f} s through the tool (longest "
+              f"{max(through['waits']):.3f} s: {'met' if max(through['waits']) <= GOAL else 'NOT met'})"
+              f", vs the whole copy for the plain ALTER ({max(plain['waits']):.1f} s of "
+              f"{plain['seconds']:.1f} s)")
+        print(f"load average {os.getloadavg()[0]:.1f} at the end")
+    ok = all(r["kept"] and r["altered"] and not r["left"] for r in results.values())
+    return 0 if ok else 1
+
+
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--big-tables", nargs="?", const=1_000_000, type=int, metavar="ROWS",
                         help="time the tutorial's revisions on tables of ROWS rows (1,000,000)")
+    parser.add_argument("--online", nargs="?", const=1_000_000, type=int, metavar="ROWS",
+                        help="step 7's ALTER of ROWS users (1,000,000) while the app writes: "
+                             "plain, then through pt-online-schema-change")
     parser.add_argument("--plain", action="store_true",
                         help="also time both with TUTORIAL_PRELOAD=0, and print the ratios")
     options = parser.parse_args()
+    if options.online is not None:
+        sys.exit(online(options.online))
     sys.exit(main(options.plain) if options.big_tables is None else big_tables(options.big_tables))

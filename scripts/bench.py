@@ -199,18 +199,20 @@ def big_tables(rows: int) -> int:
     return 0
 
 
-# --- --online: step 7's COPY-only ALTER of users, plain and through pt-online-schema-change,
-# while the app writes. Until step 7 is on main, its revision's ALTER is run directly, on step
-# 6's schema (the same users and blogs); `plain_alter` and `tool_alter` are what change when
-# it lands: `python -m migrate upgrade -x online_min_rows=<huge>` and `-x online_min_rows=0`.
-STEP = "step-6-verify-safety"
-# Step 7's widen_user_email, as Alembic writes it: a new character set, which only a COPY
-# makes, on MySQL 9.7 and MariaDB 10.11 alike.
+# --- --online: step 7's COPY-only ALTER of users (its revision widen_user_email), plain and
+# through pt-online-schema-change, while the app writes. With step 7 in the repository: its own
+# `python -m migrate upgrade`, with -x online_min_rows=0 (the tool) or a number above any table
+# (as written). Before it, on step 6's schema (the same users and blogs): the statement its
+# revision holds, run directly, and the tool run as step 7 runs it (migrate/online.py).
+STEP7 = "step-7-big-tables"
+# widen_user_email, as Alembic writes it: a new character set, which only a COPY makes, on
+# MySQL 9.7 and MariaDB 10.11 alike; the column and its length once altered.
 CHANGE = "MODIFY email VARCHAR(320) COLLATE ascii_general_ci NOT NULL"
-CHANGED = ("email", 320)  # the column, and its length once altered
-# The flags step 7 passes (foreign keys: see anchors; the copy is checked, not re-checked).
+CHANGED = ("email", 320)
+# Step 7's flags: no replicas to find; blogs' foreign key re-pointed by an ALTER of blogs
+# (which MariaDB refuses while it checks foreign keys).
 TOOL_FLAGS = ["--recursion-method=none", "--alter-foreign-keys-method=rebuild_constraints",
-              "--set-vars", "foreign_key_checks=0", "--noversion-check"]
+              "--set-vars", "foreign_key_checks=0"]
 WRITES_PER_SECOND = 50
 GOAL = 1.0  # seconds: the longest a write may wait through the tool
 
@@ -269,21 +271,54 @@ def counted(cur, table: str) -> int:
     return cur.fetchone()[0]
 
 
-def plain_alter(server: Server, url, tool: Path, tmp: Path) -> None:
+def with_step7() -> bool:
+    return (REPO / STEP7).is_dir()
+
+
+def prepare(step: Path, url) -> None:
+    """The schema just before the ALTER: step 7 up to the revision before widen_user_email
+    (plain Alembic: its env.py keeps the lock and history), or step 6 to its head."""
+    if with_step7():
+        [parent] = (step / "migrations" / "versions").glob("*_user_title_required.py")
+        command = ["-m", "alembic", "upgrade", parent.stem.split("_")[0]]
+    else:
+        command = ["-m", "migrate", "upgrade"]
+    succeed(step, command, url)
+
+
+def succeed(step: Path, command: list[str], url) -> str:
+    done = run(step, *command, database_url=url, timeout=3600, merged=True)
+    if done.returncode != 0:
+        print(done.stdout[-3000:], file=sys.stderr)
+        raise SystemExit(f"error: `python {' '.join(command)}` in {step.name} failed; see above")
+    return done.stdout
+
+
+def plain_alter(server: Server, url, tool: Path, step: Path) -> None:
     """The ALTER as the server does it: a copy of the table, during which writes wait."""
+    if with_step7():  # no table is that big: as written
+        succeed(step, ["-m", "migrate", "upgrade", "-x", f"online_min_rows={10 ** 15}"], url)
+        return
     with server.connect(url.database, timeout=3600) as conn, conn.cursor() as cur:
-        cur.execute(f"ALTER TABLE users {CHANGE}, ALGORITHM=COPY")
+        cur.execute(f"ALTER TABLE users {CHANGE}")
 
 
-def tool_alter(server: Server, url, tool: Path, tmp: Path) -> None:
+def tool_alter(server: Server, url, tool: Path, step: Path) -> None:
     """The same ALTER through pt-online-schema-change, a dry run first, as step 7 runs it: the
     credentials in a --defaults-file readable by its owner only, never on a command line."""
-    defaults = tmp / "my.cnf"
-    defaults.touch(mode=0o600)
-    defaults.write_text("[client]\n" + "".join(
-        f"{key}={value}\n" for key, value in (
-            ("user", url.username), ("password", url.password), ("host", url.host),
-            ("port", url.port or 3306)) if value is not None))
+    if with_step7():
+        said = succeed(step, ["-m", "migrate", "upgrade", "-x", "online_min_rows=0",
+                              "-x", f"online_tool={tool}"], url)
+        if "altered by pt-online-schema-change" not in said:
+            print(said[-3000:], file=sys.stderr)
+            raise SystemExit("error: step 7 did not hand the ALTER to the tool; see above")
+        return
+    descriptor, defaults = tempfile.mkstemp(suffix=".cnf")  # 0600
+    with os.fdopen(descriptor, "w") as file:
+        file.write("[client]\n" + "".join(
+            f"{key}={value}\n" for key, value in (
+                ("user", url.username), ("password", url.password), ("host", url.host),
+                ("port", url.port or 3306)) if value is not None))
     try:
         for mode in ("--dry-run", "--execute"):
             result = subprocess.run(
@@ -294,37 +329,35 @@ def tool_alter(server: Server, url, tool: Path, tmp: Path) -> None:
                 print(result.stdout[-2000:] + result.stderr[-2000:], file=sys.stderr)
                 raise SystemExit(f"error: {tool.name} {mode} failed; its output is above")
     finally:
-        defaults.unlink()
+        os.unlink(defaults)
 
 
 def measure(server: Server, rows: int, tool: Path, way, tmp: Path) -> dict:
     """Fill a fresh database at the revision before the ALTER, start the writer, apply the
     ALTER `way`, stop the writer; what it cost the writes, and a check that no row was lost."""
     with server.database("bench") as url:
-        step = copy_step(STEP, tmp / way.__name__)
-        done = run(step, "-m", "migrate", "upgrade", database_url=url, timeout=3600)
-        if done.returncode != 0:
-            print(done.stdout[-2000:] + done.stderr[-2000:], file=sys.stderr)
-            raise SystemExit(f"error: `python -m migrate upgrade` of {STEP} failed; see above")
+        step = copy_step(STEP7 if with_step7() else "step-6-verify-safety", tmp / way.__name__)
+        prepare(step, url)
         started = time.perf_counter()
         users, blogs = fill_users(server, url, rows)
         seconds = time.perf_counter() - started
         writer = Writer(server, url.database, users)
         writer.start()
         time.sleep(1)  # the writes' pace, before the ALTER
-        took = seconds_of(lambda: way(server, url, tool, tmp))
+        took = seconds_of(lambda: way(server, url, tool, step))
         writer.stopping.set()
         writer.join()
         with server.connect(url.database) as conn, conn.cursor() as cur:
             after = counted(cur, "users"), counted(cur, "blogs")
             cur.execute("SELECT CHARACTER_MAXIMUM_LENGTH FROM information_schema.COLUMNS "
                         "WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'users' "
-                        "AND COLUMN_NAME = %s", CHANGED[0])
+                        "AND COLUMN_NAME = %s", (CHANGED[0],))
             altered = cur.fetchone()[0] == CHANGED[1]
-            cur.execute("SHOW TABLES")
-            left = sorted({name for name, in cur.fetchall()} - {"users", "blogs",
-                                                                "alembic_version",
-                                                                "alembic_history"})
+            # The tool's tables (_users_new, _users_old) and triggers, had it left any.
+            cur.execute("SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA "
+                        "= DATABASE() AND TABLE_NAME LIKE '\\_%%' UNION ALL SELECT TRIGGER_NAME "
+                        "FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = DATABASE()")
+            left = sorted(name for name, in cur.fetchall())
     return {"filled": seconds, "seconds": took, "waits": writer.waits, "failed": writer.failed,
             "errors": writer.errors, "kept": after == (users + writer.inserted, blogs),
             "rows": (users, blogs), "after": after, "altered": altered, "left": left}
@@ -353,7 +386,8 @@ def online(rows: int) -> int:
         print(f"MySQL: {server.source} ({version}); {tool_version} ({tool})")
         print(f"machine: {os.cpu_count()} cores, {cpu_model()}; load average "
               f"{os.getloadavg()[0]:.1f} at the start")
-        print(f"ALTER TABLE users {CHANGE}, on {rows:,} users (and a blog by every tenth), "
+        how = f"{STEP7}'s python -m migrate upgrade" if with_step7() else "run directly"
+        print(f"ALTER TABLE users {CHANGE} ({how}), on {rows:,} users (and a blog by every tenth), "
               f"while {WRITES_PER_SECOND} writes/s insert and update users\n")
         results = {}
         for label, way in (("plain ALTER (ALGORITHM=COPY)", plain_alter),

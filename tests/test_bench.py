@@ -41,7 +41,7 @@ def test_online_bench_alters_users_plain_and_through_the_tool_while_the_app_writ
     assert result.returncode == 0, result.stdout + result.stderr
     lines = result.stdout.splitlines()
     assert lines[0].startswith("MySQL: ") and "pt-online-schema-change 3." in lines[0]
-    assert lines[1].startswith("machine: ") and " cores, " in lines[1]
+    assert any(l.startswith("machine: ") and " cores, " in l for l in lines[1:3])
     for way in ("plain ALTER (ALGORITHM=COPY): ", "pt-online-schema-change: "):
         [line] = [l for l in lines if l.startswith(way)]
         assert re.search(r"total [\d.]+ s; writes: [1-9]\d* done, \d+ failed; "

@@ -23,6 +23,7 @@ import platform
 import random
 import re
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -236,6 +237,7 @@ class Writer(threading.Thread):
 
     def run(self) -> None:
         conn = self.server.connect(self.database, timeout=3600)  # a write may wait a whole copy
+        self.started = time.perf_counter()
         period, due, n = 1 / WRITES_PER_SECOND, time.monotonic(), 0
         while not self.stopping.wait(max(0.0, due - time.monotonic())):
             n += 1
@@ -352,6 +354,7 @@ def measure(server: Server, rows: int, tool: Path, way, tmp: Path) -> dict:
         time.sleep(1)  # the writes' pace, before the ALTER
         took = seconds_of(lambda: way(server, url, tool, step))
         writer.stopping.set()
+        writing = time.perf_counter() - writer.started
         writer.join()
         with server.connect(url.database) as conn, conn.cursor() as cur:
             after = counted(cur, "users"), counted(cur, "blogs")
@@ -364,7 +367,7 @@ def measure(server: Server, rows: int, tool: Path, way, tmp: Path) -> dict:
                         "= DATABASE() AND TABLE_NAME LIKE '\\_%%' UNION ALL SELECT TRIGGER_NAME "
                         "FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = DATABASE()")
             left = sorted(name for name, in cur.fetchall())
-    return {"filled": seconds, "seconds": took, "waits": writer.waits, "failed": writer.failed,
+    return {"filled": seconds, "seconds": took, "writing": writing, "waits": writer.waits, "failed": writer.failed,
             "errors": writer.errors, "kept": after == (users + writer.inserted, blogs),
             "rows": (users, blogs), "after": after, "altered": altered, "left": left}
 
@@ -404,7 +407,9 @@ def online(rows: int) -> int:
             result = results[label] = measure(server, rows, tool, way, Path(tmp))
             waits = result["waits"]
             print(f"{label}: total {result['seconds']:.1f} s; writes: {len(waits) - result['failed']}"
-                  f" done, {result['failed']} failed; longest write wait {max(waits):.3f} s")
+                  f" done ({(len(waits) - result['failed']) / result['writing']:.0f}/s), {result['failed']} failed; "
+                  f"median wait {statistics.median(waits) * 1000:.1f} ms; "
+                  f"longest write wait {max(waits):.3f} s")
             print(f"  filled in {result['filled']:.1f} s; rows before {result['rows']}, after "
                   f"{result['after']} (users, blogs): "
                   f"{'every row kept' if result['kept'] else 'ROWS LOST'}; "

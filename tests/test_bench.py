@@ -44,8 +44,8 @@ def test_online_bench_alters_users_plain_and_through_the_tool_while_the_app_writ
     assert any(l.startswith("machine: ") and " cores, " in l for l in lines[1:3])
     for way in ("plain ALTER (ALGORITHM=COPY): ", "pt-online-schema-change: "):
         [line] = [l for l in lines if l.startswith(way)]
-        assert re.search(r"total [\d.]+ s; writes: [1-9]\d* done, \d+ failed; "
-                         r"longest write wait [\d.]+ s$", line), line
+        assert re.search(r"total [\d.]+ s; writes: [1-9]\d* done \(\d+/s\), \d+ failed; "
+                         r"median wait [\d.]+ ms; longest write wait [\d.]+ s$", line), line
         # Every row there: the 2,000 users and the seed's 2, the writer's, a blog by every
         # tenth (ids 1, 11, ... 2001); the ALTER done; nothing of the tool's left behind.
         after = lines[lines.index(line) + 1]

@@ -310,6 +310,12 @@ def plain_alter(server: Server, url, tool: Path, step: Path) -> None:
         cur.execute(f"ALTER TABLE users {CHANGE}")
 
 
+def option_value(value: object) -> str:
+    """A value for a MySQL option file, quoted: a # or a quote in a password is part of it."""
+    text = str(value).replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{text}"'
+
+
 def tool_alter(server: Server, url, tool: Path, step: Path) -> None:
     """The same ALTER through pt-online-schema-change, a dry run first, as step 7 runs it: the
     credentials in a --defaults-file readable by its owner only, never on a command line."""
@@ -323,9 +329,10 @@ def tool_alter(server: Server, url, tool: Path, step: Path) -> None:
     descriptor, defaults = tempfile.mkstemp(suffix=".cnf")  # 0600
     with os.fdopen(descriptor, "w") as file:
         file.write("[client]\n" + "".join(
-            f"{key}={value}\n" for key, value in (
-                ("user", url.username), ("password", url.password), ("host", url.host),
-                ("port", url.port or 3306)) if value is not None))
+            f"{key}={option_value(value)}\n"
+            for key, value in (("user", url.username), ("password", url.password),
+                               ("host", url.host), ("port", url.port or 3306))
+            if value is not None))
     try:
         for mode in ("--dry-run", "--execute"):
             result = subprocess.run(
@@ -351,11 +358,13 @@ def measure(server: Server, rows: int, tool: Path, way, tmp: Path) -> dict:
         seconds = time.perf_counter() - started
         writer = Writer(server, url.database, users)
         writer.start()
-        time.sleep(1)  # the writes' pace, before the ALTER
-        took = seconds_of(lambda: way(server, url, tool, step))
-        writer.stopping.set()
+        try:
+            time.sleep(1)  # the writes' pace, before the ALTER
+            took = seconds_of(lambda: way(server, url, tool, step))
+        finally:  # stopped before its database is dropped, whatever happened
+            writer.stopping.set()
+            writer.join()
         writing = time.perf_counter() - writer.started
-        writer.join()
         with server.connect(url.database) as conn, conn.cursor() as cur:
             after = counted(cur, "users"), counted(cur, "blogs")
             cur.execute("SELECT CHARACTER_MAXIMUM_LENGTH FROM information_schema.COLUMNS "
@@ -364,12 +373,13 @@ def measure(server: Server, rows: int, tool: Path, way, tmp: Path) -> dict:
             altered = cur.fetchone()[0] == CHANGED[1]
             # The tool's tables (_users_new, _users_old) and triggers, had it left any.
             cur.execute("SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA "
-                        "= DATABASE() AND TABLE_NAME LIKE '\\_%%' UNION ALL SELECT TRIGGER_NAME "
+                        "= DATABASE() AND TABLE_NAME LIKE '\\_%' UNION ALL SELECT TRIGGER_NAME "
                         "FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = DATABASE()")
             left = sorted(name for name, in cur.fetchall())
-    return {"filled": seconds, "seconds": took, "writing": writing, "waits": writer.waits, "failed": writer.failed,
-            "errors": writer.errors, "kept": after == (users + writer.inserted, blogs),
-            "rows": (users, blogs), "after": after, "altered": altered, "left": left}
+    return {"filled": seconds, "seconds": took, "writing": writing, "waits": writer.waits,
+            "failed": writer.failed, "errors": writer.errors,
+            "kept": after == (users + writer.inserted, blogs), "rows": (users, blogs),
+            "after": after, "altered": altered, "left": left}
 
 
 def cpu_model() -> str:

@@ -26,8 +26,9 @@ wrappers_version=2
 # even with an empty PATH, as tests do). Every tool runs with the root's own dynamic loader and
 # libraries, not in a chroot: every path it is given (data directory, socket, log, a
 # --defaults-file) is then the same inside and out, and no mount or privilege is needed.
-# Each file is written beside its place and renamed into it, so that a run at the same time
-# sees the old wrapper or the new, never half of one; the version stamp comes last.
+# Each file is written beside its place, under a name of this run's, and renamed into it, so
+# that a run at the same time sees the old wrapper or the new, never half of one; the version
+# stamp comes last.
 write_wrappers() {
   local dir=$1 root=$cache/root loaders libdirs loader libs tool
   shopt -s nullglob
@@ -41,7 +42,7 @@ write_wrappers() {
   # are. LIBMYSQL_PLUGIN_DIR: the client's authentication plugins (mysql_native_password, which
   # MariaDB's root uses) are files, looked for in /usr/lib/mysql/plugin unless told.
   for tool in mysqld:usr/sbin/mysqld mysql:usr/bin/mysql; do
-    cat >"$dir/usr/bin/.${tool%%:*}.new" <<WRAPPER
+    cat >"$dir/usr/bin/.${tool%%:*}.$$" <<WRAPPER
 #!/bin/sh
 # ${tool%%:*} from the MySQL 9.7 root (scripts/mysql-root.sh).
 LIBMYSQL_PLUGIN_DIR="$root/usr/lib/mysql/plugin" exec "$loader" --library-path "$libs" --argv0 "\$0" "$root/${tool#*:}" "\$@"
@@ -54,18 +55,18 @@ WRAPPER
   # host's perl is ever read. PERL5LIB and PERL5OPT would add the host's: unset. DBD::mysql
   # uses libmariadb, whose authentication plugins (caching_sha2_password, MySQL 9.7's default)
   # are files, looked for where MARIADB_PLUGIN_DIR says.
-  cat >"$dir/usr/bin/.pt-online-schema-change.new" <<WRAPPER
+  cat >"$dir/usr/bin/.pt-online-schema-change.$$" <<WRAPPER
 #!/bin/sh
 # pt-online-schema-change 3.7.1 from the MySQL 9.7 root (scripts/mysql-root.sh).
 unset PERL5LIB PERLLIB PERL5OPT
 MARIADB_PLUGIN_DIR="$libs/libmariadb3/plugin" exec "$loader" --library-path "$libs" --argv0 "\$0" "$root/usr/bin/perl" '-M5.0; BEGIN { @INC = map { q{$root} . \$_ } @INC }' "$root/usr/bin/pt-online-schema-change" "\$@"
 WRAPPER
   for tool in mysqld mysql pt-online-schema-change; do
-    chmod 755 "$dir/usr/bin/.$tool.new"
-    mv -f "$dir/usr/bin/.$tool.new" "$dir/usr/bin/$tool"
+    chmod 755 "$dir/usr/bin/.$tool.$$"
+    mv -f "$dir/usr/bin/.$tool.$$" "$dir/usr/bin/$tool"
   done
-  echo "$wrappers_version" >"$dir/.wrappers-version.new"
-  mv -f "$dir/.wrappers-version.new" "$dir/wrappers-version"
+  echo "$wrappers_version" >"$dir/.wrappers-version.$$"
+  mv -f "$dir/.wrappers-version.$$" "$dir/wrappers-version"
 }
 
 if [ ! -d "$cache" ]; then
@@ -107,6 +108,7 @@ elif [ "$(cat "$cache/wrappers-version" 2>/dev/null)" != "$wrappers_version" ]; 
   # A root built by an earlier version of this script: only its wrappers are written again.
   [ -w "$cache" ] && [ -w "$cache/usr/bin" ] \
     || fail "the tool wrappers in $cache are out of date; run this once as root to update them"
+  trap 'rm -f "$cache"/usr/bin/.*."$$" "$cache/.wrappers-version.$$"' EXIT  # even on Ctrl-C
   write_wrappers "$cache"
 fi
 echo "$cache/usr/bin/mysqld"

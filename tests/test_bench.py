@@ -61,3 +61,13 @@ def test_online_bench_refuses_a_bad_size_in_one_line():
     result = subprocess.run([sys.executable, "scripts/bench.py", "--online", "0"], cwd=REPO,
                             capture_output=True, text=True, timeout=60)
     assert assert_clean_failure(result) == "error: ROWS must be between 1 and 1000000"
+
+
+def test_online_bench_without_the_tool_says_how_to_get_it_in_one_line(server, tmp_path):
+    # No pt-online-schema-change on PATH, no MySQL 9.7 root's mysqld named: none to be found.
+    env = {"PATH": str(tmp_path), **server.environ}
+    result = subprocess.run([sys.executable, "scripts/bench.py", "--online", "100"], cwd=REPO,
+                            env=env, capture_output=True, text=True, timeout=60)
+    assert assert_clean_failure(result) == (
+        "error: no pt-online-schema-change for this server: apt-get install percona-toolkit "
+        "(MariaDB), or bash scripts/mysql-root.sh (MySQL 9.7)")

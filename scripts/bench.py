@@ -415,10 +415,11 @@ def online(rows: int) -> int:
         for label, way in (("plain ALTER (ALGORITHM=COPY)", plain_alter),
                            (f"{tool.name}", tool_alter)):
             result = results[label] = measure(server, rows, tool, way, Path(tmp))
-            waits = result["waits"]
-            print(f"{label}: total {result['seconds']:.1f} s; writes: {len(waits) - result['failed']}"
-                  f" done ({(len(waits) - result['failed']) / result['writing']:.0f}/s), {result['failed']} failed; "
-                  f"median wait {statistics.median(waits) * 1000:.1f} ms; "
+            waits, failed = result["waits"], result["failed"]
+            done = len(waits) - failed
+            print(f"{label}: total {result['seconds']:.1f} s; writes: {done} done "
+                  f"({done / result['writing']:.0f}/s), {failed} failed; median wait "
+                  f"{statistics.median(waits) * 1000:.1f} ms; "
                   f"longest write wait {max(waits):.3f} s")
             print(f"  filled in {result['filled']:.1f} s; rows before {result['rows']}, after "
                   f"{result['after']} (users, blogs): "
@@ -427,13 +428,13 @@ def online(rows: int) -> int:
                   + (f"; left behind: {', '.join(result['left'])}" if result["left"] else ""))
             for error in sorted(set(result["errors"]))[:3]:
                 print(f"  failed write: {error}")
-        plain, through = results.values()
-        print(f"\n{tool.name} / plain ALTER: total time {through['seconds'] / plain['seconds']:.1f} x,"
-              f" longest write wait {max(through['waits']) / max(plain['waits']):.3f} x")
+        plain, through = (max(result["waits"]) for result in results.values())
+        seconds = [result["seconds"] for result in results.values()]
+        print(f"\n{tool.name} / plain ALTER: total time {seconds[1] / seconds[0]:.1f} x, "
+              f"longest write wait {through / plain:.3f} x")
         print(f"goal: no write waits longer than {GOAL:.0f} s through the tool (longest "
-              f"{max(through['waits']):.3f} s: {'met' if max(through['waits']) <= GOAL else 'NOT met'})"
-              f", vs the whole copy for the plain ALTER ({max(plain['waits']):.1f} s of "
-              f"{plain['seconds']:.1f} s)")
+              f"{through:.3f} s: {'met' if through <= GOAL else 'NOT met'}), vs the whole copy "
+              f"for the plain ALTER ({plain:.1f} s of {seconds[0]:.1f} s)")
         print(f"load average {os.getloadavg()[0]:.1f} at the end")
     ok = all(r["kept"] and r["altered"] and not r["left"] for r in results.values())
     return 0 if ok else 1

@@ -111,8 +111,9 @@ def test_on_mysql_9_the_tool_needs_explain_format_traditional_to_copy_in_chunks(
     server.insert_rows(database_url, "t", ["n"], [(i,) for i in range(2000)])
     defaults = tmp_path / "my.cnf"
     defaults.touch(mode=0o600)
-    defaults.write_text(f"[client]\nuser={database_url.username}\npassword={database_url.password or ''}"
-                        f"\nhost={database_url.host}\nport={database_url.port or 3306}\n")
+    defaults.write_text(f"[client]\nuser={database_url.username}\n"
+                        f"password={database_url.password or ''}\n"
+                        f"host={database_url.host}\nport={database_url.port or 3306}\n")
 
     def estimate(*set_vars: str) -> str:
         result = subprocess.run(
@@ -140,8 +141,9 @@ def test_a_root_built_with_older_wrappers_gets_new_ones_not_a_new_root(built, tm
     for link in ("share", "lib"):
         (cache / "usr" / link).symlink_to(f"../root/usr/{link}")
     old = cache / "usr" / "bin" / "pt-online-schema-change"
-    old.write_text('#!/bin/sh\nexec /usr/sbin/chroot "$0/root" /usr/bin/pt-online-schema-change "$@"\n')
-    result = subprocess.run(["bash", SCRIPT], env={**os.environ, "TUTORIAL_MYSQL_ROOT": str(cache)},
+    old.write_text(f'#!/bin/sh\nexec /usr/sbin/chroot "{cache}/root" /usr/bin/{old.name} "$@"\n')
+    result = subprocess.run(["bash", SCRIPT],
+                            env={**os.environ, "TUTORIAL_MYSQL_ROOT": str(cache)},
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 0 and result.stderr == "", result.stderr
     assert result.stdout == f"{cache / 'usr' / 'bin' / 'mysqld'}\n"

@@ -15,6 +15,11 @@ what the preloader saves.
 add_user_title to user_title_required on users and blogs of ROWS rows each (1,000,000 by
 default), each statement timed beside the ALGORITHM that step-6's `python -m migrate lint` says the
 server allows.
+
+`python scripts/bench.py --online [ROWS]` instead: step 7's COPY-only revision on ROWS users
+(1,000,000 by default), while a thread writes to users at a fixed rate, each write timed: as
+written, then through pt-online-schema-change (step 7's `python -m migrate upgrade`, with
+`-x online_min_rows` above any table, then 0); the longest write wait of each, beside the goal.
 """
 
 import argparse
@@ -37,7 +42,7 @@ from alembic.config import Config
 from sqlalchemy import create_engine, event, text
 
 from tutorial_kit.mysql import Server, find_server
-from tutorial_kit.online_tool import is_mariadb, online_tool
+from tutorial_kit.online_tool import online_tool
 from tutorial_kit.steps import REPO, copy_step, run, url_text
 
 TARGETS = {"make tutorial": 40.0, "make test": 60.0}  # seconds, on 2 cores
@@ -200,25 +205,16 @@ def big_tables(rows: int) -> int:
     return 0
 
 
-# --- --online: step 7's COPY-only ALTER of users (its revision widen_user_email), plain and
-# through pt-online-schema-change, while the app writes. With step 7 in the repository: its own
-# `python -m migrate upgrade`, with -x online_min_rows=0 (the tool) or a number above any table
-# (as written). Before it, on step 6's schema (the same users and blogs): the statement its
-# revision holds, run directly, and the tool run as step 7 runs it (migrate/online.py).
+# --- --online: step 7's COPY-only ALTER of users (its revision widen_user_email), applied by the
+# step's own `python -m migrate upgrade`, while the app writes: with -x online_min_rows above any
+# table (as written: the server copies the table) and with -x online_min_rows=0 (through
+# pt-online-schema-change).
 STEP7 = "step-7-big-tables"
 # widen_user_email, as Alembic writes it: a new character set, which only a COPY makes, on
 # MySQL 9.7 and MariaDB 10.11 alike; the column and its length once altered.
 CHANGE = "MODIFY email VARCHAR(320) COLLATE ascii_general_ci NOT NULL"
 CHANGED = ("email", 320)
-# Step 7's flags: no replicas to find; blogs' foreign key re-pointed by an ALTER of blogs
-# (which MariaDB refuses while it checks foreign keys).
-TOOL_FLAGS = ["--recursion-method=none", "--alter-foreign-keys-method=rebuild_constraints"]
-SET_VARS = "foreign_key_checks=0"
-# MySQL 9.x's EXPLAIN writes a tree by default (explain_format=TREE), in which the tool finds
-# no `rows` column: it then takes the table for empty and copies it in one chunk, one INSERT
-# ... SELECT that locks every row, so every write waits for the whole copy (measured here: 10
-# s on 1,000,000 rows). MariaDB has no such variable (the tool would warn).
-MYSQL_SET_VARS = ",explain_format=TRADITIONAL"
+TOOL_SAYS = "altered by pt-online-schema-change"  # step 7's line after a hand-off
 WRITES_PER_SECOND = 50
 GOAL = 1.0  # seconds: the longest a write may wait through the tool
 
@@ -278,19 +274,11 @@ def counted(cur, table: str) -> int:
     return cur.fetchone()[0]
 
 
-def with_step7() -> bool:
-    return (REPO / STEP7).is_dir()
-
-
 def prepare(step: Path, url) -> None:
     """The schema just before the ALTER: step 7 up to the revision before widen_user_email
-    (plain Alembic: its env.py keeps the lock and history), or step 6 to its head."""
-    if with_step7():
-        [parent] = (step / "migrations" / "versions").glob("*_user_title_required.py")
-        command = ["-m", "alembic", "upgrade", parent.stem.split("_")[0]]
-    else:
-        command = ["-m", "migrate", "upgrade"]
-    succeed(step, command, url)
+    (plain Alembic: step 7's env.py keeps the lock and the history all the same)."""
+    [parent] = (step / "migrations" / "versions").glob("*_user_title_required.py")
+    succeed(step, ["-m", "alembic", "upgrade", parent.stem.split("_")[0]], url)
 
 
 def succeed(step: Path, command: list[str], url) -> str:
@@ -301,57 +289,30 @@ def succeed(step: Path, command: list[str], url) -> str:
     return done.stdout
 
 
-def plain_alter(server: Server, url, tool: Path, step: Path) -> None:
-    """The ALTER as the server does it: a copy of the table, during which writes wait."""
-    if with_step7():  # no table is that big: as written
-        succeed(step, ["-m", "migrate", "upgrade", "-x", f"online_min_rows={10 ** 15}"], url)
-        return
-    with server.connect(url.database, timeout=3600) as conn, conn.cursor() as cur:
-        cur.execute(f"ALTER TABLE users {CHANGE}")
+def upgrade(step: Path, url, tool: Path, min_rows: int) -> bool:
+    """Step 7's upgrade with that threshold and tool; whether it handed the ALTER to the tool."""
+    said = succeed(step, ["-m", "migrate", "upgrade", "-x", f"online_min_rows={min_rows}",
+                          "-x", f"online_tool={tool}"], url)
+    return TOOL_SAYS in said
 
 
-def option_value(value: object) -> str:
-    """A value for a MySQL option file, quoted: a # or a quote in a password is part of it."""
-    text = str(value).replace("\\", "\\\\").replace('"', '\\"')
-    return f'"{text}"'
+def plain_alter(url, tool: Path, step: Path) -> None:
+    """As written: the server copies the table, and writes wait until it is done."""
+    if upgrade(step, url, tool, min_rows=10 ** 15):  # no table is that big
+        raise SystemExit("error: step 7 handed the ALTER to the tool above any threshold")
 
 
-def tool_alter(server: Server, url, tool: Path, step: Path) -> None:
-    """The same ALTER through pt-online-schema-change, a dry run first, as step 7 runs it: the
-    credentials in a --defaults-file readable by its owner only, never on a command line."""
-    if with_step7():
-        said = succeed(step, ["-m", "migrate", "upgrade", "-x", "online_min_rows=0",
-                              "-x", f"online_tool={tool}"], url)
-        if "altered by pt-online-schema-change" not in said:
-            print(said[-3000:], file=sys.stderr)
-            raise SystemExit("error: step 7 did not hand the ALTER to the tool; see above")
-        return
-    descriptor, defaults = tempfile.mkstemp(suffix=".cnf")  # 0600
-    with os.fdopen(descriptor, "w") as file:
-        file.write("[client]\n" + "".join(
-            f"{key}={option_value(value)}\n"
-            for key, value in (("user", url.username), ("password", url.password),
-                               ("host", url.host), ("port", url.port or 3306))
-            if value is not None))
-    try:
-        for mode in ("--dry-run", "--execute"):
-            result = subprocess.run(
-                [tool, f"--defaults-file={defaults}", "--alter", CHANGE,
-                 f"D={url.database},t=users", *TOOL_FLAGS, "--set-vars",
-                 SET_VARS + ("" if is_mariadb(server) else MYSQL_SET_VARS), mode],
-                capture_output=True, text=True)
-            if result.returncode != 0:
-                print(result.stdout[-2000:] + result.stderr[-2000:], file=sys.stderr)
-                raise SystemExit(f"error: {tool.name} {mode} failed; its output is above")
-    finally:
-        os.unlink(defaults)
+def tool_alter(url, tool: Path, step: Path) -> None:
+    """Through pt-online-schema-change, as step 7 runs it (migrate/online.py)."""
+    if not upgrade(step, url, tool, min_rows=0):
+        raise SystemExit("error: step 7 did not hand the ALTER to the tool at online_min_rows=0")
 
 
 def measure(server: Server, rows: int, tool: Path, way, tmp: Path) -> dict:
     """Fill a fresh database at the revision before the ALTER, start the writer, apply the
     ALTER `way`, stop the writer; what it cost the writes, and a check that no row was lost."""
     with server.database("bench") as url:
-        step = copy_step(STEP7 if with_step7() else "step-6-verify-safety", tmp / way.__name__)
+        step = copy_step(STEP7, tmp / way.__name__)
         prepare(step, url)
         started = time.perf_counter()
         users, blogs = fill_users(server, url, rows)
@@ -360,7 +321,7 @@ def measure(server: Server, rows: int, tool: Path, way, tmp: Path) -> dict:
         writer.start()
         try:
             time.sleep(1)  # the writes' pace, before the ALTER
-            took = seconds_of(lambda: way(server, url, tool, step))
+            took = seconds_of(lambda: way(url, tool, step))
         finally:  # stopped before its database is dropped, whatever happened
             writer.stopping.set()
             writer.join()
@@ -403,14 +364,11 @@ def online(rows: int) -> int:
         tool_version = subprocess.run([tool, "--version"], capture_output=True,
                                       text=True).stdout.strip()
         print(f"MySQL: {server.source} ({version}); {tool_version} ({tool})")
-        if not with_step7():
-            print(f"tool's flags: {' '.join(TOOL_FLAGS)} --set-vars "
-                  f"{SET_VARS + ('' if is_mariadb(server) else MYSQL_SET_VARS)}")
         print(f"machine: {os.cpu_count()} cores, {cpu_model()}; load average "
               f"{os.getloadavg()[0]:.1f} at the start")
-        how = f"{STEP7}'s python -m migrate upgrade" if with_step7() else "run directly"
-        print(f"ALTER TABLE users {CHANGE} ({how}), on {rows:,} users (and a blog by every tenth), "
-              f"while {WRITES_PER_SECOND} writes/s insert and update users\n")
+        print(f"{STEP7}'s python -m migrate upgrade: ALTER TABLE users {CHANGE}, on {rows:,} "
+              f"users (and a blog by every tenth), while {WRITES_PER_SECOND} writes/s insert and "
+              "update users\n")
         results = {}
         for label, way in (("plain ALTER (ALGORITHM=COPY)", plain_alter),
                            (f"{tool.name}", tool_alter)):

@@ -219,14 +219,19 @@ def tool_process(url) -> int:
     raise AssertionError("no tool process found")
 
 
+def slow_upgrade(app, url, tool) -> subprocess.Popen:
+    """`upgrade` started, handing the ALTER to the tool, whose copy takes a few seconds."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "migrate", "upgrade", "-x", THRESHOLD, "-x", f"online_tool={tool}",
+         "-x", SLOW], cwd=app, env=step_env(url), stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True)
+
+
 @pytest.mark.parametrize("how", ["SIGINT", "SIGTERM", "SIGKILL of the tool"])
 def test_an_interrupted_or_killed_tool_leaves_the_table_as_it_was(step, database_url, tool, how):
     app = production(step, database_url)
     before = snapshot(database_url)
-    process = subprocess.Popen(
-        [sys.executable, "-m", "migrate", "upgrade", "-x", THRESHOLD, "-x", f"online_tool={tool}",
-         "-x", SLOW], cwd=app, env=step_env(database_url), stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE, text=True)
+    process = slow_upgrade(app, database_url, tool)
     try:
         wait_for_triggers(database_url, process)
         if how == "SIGKILL of the tool":
@@ -337,10 +342,7 @@ def test_upgrade_killed_during_the_copy_takes_the_tool_with_it_and_the_rerun_cle
         step, database_url, dev_database_url, tool):
     app = production(step, database_url)
     before = snapshot(database_url)
-    process = subprocess.Popen(
-        [sys.executable, "-m", "migrate", "upgrade", "-x", THRESHOLD, "-x", f"online_tool={tool}",
-         "-x", SLOW], cwd=app, env=step_env(database_url), stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE, text=True)
+    process = slow_upgrade(app, database_url, tool)
     try:
         wait_for_triggers(database_url, process)
         pid = tool_process(database_url)

@@ -119,6 +119,8 @@ def test_no_queued_job_starts_after_ctrl_c(tmp_path):
     threading.Thread(target=drive, daemon=True).start()
     wait_for(running.is_set, "the first job's start")
     pool = tutorial._pools[-1]
+    # The first job may start before the others are queued: wait until all three are.
+    wait_for(lambda: pool._work_queue.qsize() == 3, "the other jobs queued")
     try:
         tutorial.stop_jobs()
         release.set()

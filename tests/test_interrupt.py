@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -128,6 +129,52 @@ def test_no_queued_job_starts_after_ctrl_c(tmp_path):
     finally:
         tutorial._stopping.clear()  # for whatever else this worker runs
     assert ran == []
+
+
+def test_a_database_still_being_made_is_dropped_too(server):
+    """What Ctrl-C on a server of yours drops (tutorial.drop_tagged), when a killed command's
+    CREATE DATABASE still waits on the server: here behind a global read lock, so that it would
+    make its database once the lock goes, after the drop (seen in CI, without the lock)."""
+    from tutorial_kit.tutorial import drop_tagged
+
+    tag = "rtest02"
+    name = f"dev_{tag}{secrets.token_hex(3)}_plan"
+    locker, creator = server.connect(), server.connect()
+    try:
+        with locker.cursor() as cur:
+            cur.execute("FLUSH TABLES WITH READ LOCK")
+        failed = []
+        waiting = threading.Thread(target=lambda: _create(creator, name, failed))
+        waiting.start()
+        wait_for(lambda: _running(server, name), "the CREATE DATABASE waiting")
+        dropping = threading.Thread(target=drop_tagged, args=(server, tag))
+        dropping.start()
+        waiting.join(HANG_GUARD)  # ended by drop_tagged, before the lock goes
+        assert failed, "the waiting CREATE DATABASE was not ended"
+    finally:
+        with locker.cursor() as cur:
+            cur.execute("UNLOCK TABLES")
+        locker.close()
+    dropping.join(HANG_GUARD)
+    with server.connect() as conn, conn.cursor() as cur:
+        cur.execute("SHOW DATABASES")
+        assert [n for (n,) in cur.fetchall() if tag in n] == []
+        cur.execute(f"DROP DATABASE IF EXISTS `{name}`")  # whatever the outcome, not left here
+
+
+def _create(conn, name: str, failed: list) -> None:
+    try:
+        with conn.cursor() as cur:
+            cur.execute(f"CREATE DATABASE `{name}`")
+    except Exception as exc:  # killed: the connection is lost
+        failed.append(exc)
+
+
+def _running(server, name: str) -> bool:
+    with server.connect() as conn, conn.cursor() as cur:
+        cur.execute("SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE INFO LIKE %s",
+                    [f"CREATE DATABASE `{name}`%"])
+        return cur.fetchone()[0] > 0
 
 
 @pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="reads /proc")

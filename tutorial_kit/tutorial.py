@@ -32,6 +32,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import NoReturn
 
+import pymysql
+
 from tutorial_kit.interrupt import exit_status, ready
 from tutorial_kit.mysql import NoServerError, Server, find_server
 from tutorial_kit import preload, reaper
@@ -218,13 +220,33 @@ def end_children(keep: set[int | None], grace: float = 1.0) -> None:
             pass
 
 
-def drop_tagged(server: Server, tag: str) -> None:
-    """Drop the databases whose names carry this run's tag (see Server.create_database)."""
+def drop_tagged(server: Server, tag: str, *, timeout: float = 10) -> None:
+    """Drop the databases whose names carry this run's tag (see Server.create_database).
+
+    The run's processes are gone by now, but a statement one of them sent may still be running
+    on the server, a CREATE DATABASE queued behind a lock among them (seen in CI: its database
+    appeared after the drop). So first each connection still at work on a tagged database, or
+    on a statement that names one, is ended (KILL), then the databases go; until a round finds
+    neither."""
+    mark = f"_{tag}"
+    deadline = time.monotonic() + timeout
     with server.connect() as conn, conn.cursor() as cur:
-        cur.execute("SHOW DATABASES")
-        for (name,) in cur.fetchall():
-            if f"_{tag}" in name:
+        while True:
+            cur.execute("SELECT ID, DB, INFO FROM information_schema.PROCESSLIST "
+                        "WHERE ID <> CONNECTION_ID()")
+            busy = [id for id, db, info in cur.fetchall() if mark in (db or "") + (info or "")]
+            for id in busy:
+                try:
+                    cur.execute(f"KILL {int(id)}")
+                except pymysql.MySQLError:
+                    pass  # ended meanwhile
+            cur.execute("SHOW DATABASES")
+            names = [name for (name,) in cur.fetchall() if mark in name]
+            for name in names:
                 cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
+            if not busy and not names or time.monotonic() > deadline:
+                return
+            time.sleep(0.05)
 
 
 def run(args, build: Path, server: Server) -> int:

@@ -390,3 +390,92 @@ def test_lint_checks_every_value_fits_the_new_character_set(step, database_url, 
     assert ("1 row of users has an email with characters ascii cannot hold: this revision will "
             "fail") in result.stdout
     assert snapshot(database_url) == before and email_column(database_url) == AS_BEFORE
+
+
+# -- statements the tool must not be given, options that stop it short ----------------------------
+
+WIDEN = "MODIFY email VARCHAR(320) COLLATE ascii_general_ci NOT NULL"
+
+
+def with_upgrade(app, *statements: str) -> None:
+    """The revision widen_user_email made to run `statements` instead (and hashed again)."""
+    revision = next((app / "migrations" / "versions").glob("*_widen_user_email.py"))
+    text = revision.read_text()
+    start, end = text.index("def upgrade() -> None:"), text.index("def downgrade()")
+    body = "".join(f"    op.execute({sql!r})\n" for sql in statements)
+    revision.write_text(f"{text[:start]}def upgrade() -> None:\n{body}\n\n{text[end:]}")
+    result = run(app, "-m", "migrate", "hash")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("rename, renamed", [
+    # The tool copies the columns both tables share by name: honorific would come out empty
+    # (3.2.1, measured: a NULL-able one all NULL, every title lost; a NOT NULL one fails the
+    # copy). Renaming the table, it leaves an empty `people` behind (measured).
+    ("RENAME COLUMN title TO honorific", "SELECT id, name, email, honorific FROM users"),
+    ("RENAME TO people", "SELECT id, name, email, title FROM people"),
+])
+def test_a_rename_beside_a_copy_is_never_handed_to_the_tool(step, database_url, tool, rename,
+                                                             renamed):
+    app = production(step, database_url, users=1200)
+    with_upgrade(app, f"ALTER TABLE users {rename}, {WIDEN}")
+    before = snapshot(database_url)
+    result = upgrade(app, database_url, THRESHOLD, f"online_tool={tool}")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "but pt-online-schema-change cannot rename" in result.stdout
+    assert query(database_url, f"{renamed} ORDER BY id") == before[0]  # every value, kept
+    tables = {t for (t,) in query(database_url, "SHOW TABLES")}
+    assert "alembic_online_alters" not in tables and leftovers(database_url) == []
+
+
+def test_an_alter_of_another_database_is_never_handed_to_the_tool_on_this_one(
+        step, database_url, dev_database_url, tool):
+    """The tool is given DATABASE_URL's database: `other.users` must not become `users`."""
+    app = production(step, database_url, users=1200)
+    other = dev_database_url.database
+    query(database_url, f"CREATE TABLE `{other}`.users LIKE users")
+    query(database_url, f"INSERT INTO `{other}`.users SELECT * FROM users")
+    with_upgrade(app, f"ALTER TABLE `{other}`.users {WIDEN}")
+    before = snapshot(database_url)
+    result = upgrade(app, database_url, THRESHOLD, f"online_tool={tool}")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"{other}.users: not in database {database_url.database}: running the ALTER as " \
+        "written" in result.stdout
+    assert snapshot(database_url) == before and email_column(database_url) == AS_BEFORE
+    assert query(database_url, f"SELECT id, name, email, title FROM `{other}`.users ORDER BY id") \
+        == before[0]
+    assert query(database_url, "SELECT CHARACTER_SET_NAME FROM information_schema.COLUMNS WHERE "
+                 "TABLE_SCHEMA = %s AND TABLE_NAME = 'users' AND COLUMN_NAME = 'email'",
+                 [other]) == [("ascii",)]
+
+
+def test_the_altered_tables_own_foreign_keys_keep_their_names(step, database_url, tool):
+    """The tool re-creates blogs' own foreign key on _blogs_new as _fk_...: named back."""
+    app = production(step, database_url, users=1200)
+    with_upgrade(app, "ALTER TABLE blogs MODIFY title VARCHAR(255) CHARACTER SET ascii NOT NULL")
+    before = snapshot(database_url)
+    result = upgrade(app, database_url, THRESHOLD, f"online_tool={tool}")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "blogs: altered by pt-online-schema-change" in result.stdout
+    assert snapshot(database_url) == before and leftovers(database_url) == []
+    assert query(database_url, "SELECT CONSTRAINT_NAME, DELETE_RULE FROM information_schema."
+                 "REFERENTIAL_CONSTRAINTS WHERE CONSTRAINT_SCHEMA = DATABASE()") == \
+        [("fk_blogs_author_id_users", "SET NULL")]
+
+
+def test_a_tool_that_exits_0_without_the_swap_did_not_alter_the_table(step, database_url, tool):
+    """--no-swap-tables (say, in online_tool_options): exit 0, and the table as it was."""
+    app = production(step, database_url, users=1200)
+    before = snapshot(database_url)
+    result = upgrade(app, database_url, THRESHOLD, f"online_tool={tool}",
+                     "online_tool_options=--no-swap-tables --no-drop-new-table "
+                     "--no-drop-triggers --alter-foreign-keys-method=none --force")
+    line = assert_clean_failure(result)
+    assert "pt-online-schema-change did not alter users (exit 0, without the swap)" in line
+    assert snapshot(database_url) == before and email_column(database_url) == AS_BEFORE
+    assert leftovers(database_url) == []
+    assert [(r["outcome"], r["swapped"]) for r in online_records(database_url)] == [("failed", 0)]
+    assert last_history(database_url)[0] == "failed"
+    rerun = upgrade(app, database_url, THRESHOLD, f"online_tool={tool}")
+    assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+    assert snapshot(database_url) == before and email_column(database_url) == WIDENED

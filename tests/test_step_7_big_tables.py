@@ -479,3 +479,34 @@ def test_a_tool_that_exits_0_without_the_swap_did_not_alter_the_table(step, data
     rerun = upgrade(app, database_url, THRESHOLD, f"online_tool={tool}")
     assert rerun.returncode == 0, rerun.stdout + rerun.stderr
     assert snapshot(database_url) == before and email_column(database_url) == WIDENED
+
+
+def test_upgrade_killed_right_after_the_swap_the_rerun_finishes_the_tools_work(
+        step, database_url, dev_database_url, tool, tmp_path):
+    """Killed right after "Swapped original and new tables OK", the tool (SIGTERM: it dies with
+    upgrade) leaves blogs' foreign key on _users_old, its triggers and _users_old (measured).
+    The rerun finds the ALTER took effect, and finishes: the key on users, the rest removed."""
+    app = production(step, database_url, users=1200)
+    before = snapshot(database_url)
+    spy = tmp_path / "spy"  # the tool; at the swap, kills upgrade and gives the tool SIGTERM
+    spy.write_text(f"""#!/bin/bash
+parent=$PPID
+exec 3< <(exec {tool} "$@" 2>&1)
+pid=$!
+while IFS= read -r line <&3; do
+  echo "$line"
+  case $line in *"Swapped original and new tables OK"*) kill -9 $parent; kill -TERM $pid;; esac
+done
+wait $pid
+""")
+    spy.chmod(0o755)
+    killed = upgrade(app, database_url, THRESHOLD, f"online_tool={spy}")
+    assert killed.returncode == -signal.SIGKILL, killed.stdout + killed.stderr
+    assert email_column(database_url) == WIDENED  # swapped
+    rerun = run(app, "-m", "migrate", "upgrade", "-x", THRESHOLD, "-x", f"online_tool={tool}",
+                database_url=database_url, dev_database_url=dev_database_url)
+    assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+    assert "took effect before the run stopped" in rerun.stdout
+    assert "foreign key blogs.fk_blogs_author_id_users re-pointed at users" in rerun.stdout
+    assert snapshot(database_url) == before and email_column(database_url) == WIDENED
+    assert leftovers(database_url) == [] and blogs_reference_users(database_url)

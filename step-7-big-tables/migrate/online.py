@@ -270,6 +270,35 @@ class Online:
             f"{TOOL} did not alter {table} ({why}); the table is as it was, {after} rows "
             f"(before: {before}){left}", statement, interrupted=self.signal is not None)
 
+    def finish(self, cursor, statement: str) -> None:
+        """A rerun skips an ALTER that took effect before the run was killed. If that was the
+        tool's swap, killed right after it (it gets SIGTERM: die_with_us) the tool did not
+        finish: the children's foreign keys still point at `_<table>_old` (a new row of theirs
+        would be checked against the old table), and its triggers and the old table are left.
+        Finish its work: re-point them, then remove what it left."""
+        route = altered_table(statement)
+        if route is None or route.db not in ("", self.url.database):
+            return
+        db, table, old = self.url.database, route.table, f"_{route.table}_old"
+        keys = {key: value for key, value in foreign_keys(cursor, db, old).items()
+                if key[2] == old and key[0] != old}
+        if not keys and not leftovers(cursor, db, table)[0]:
+            return  # no sign of the tool's swap: nothing of ours to finish
+        quote = lambda names: ", ".join(f"`{n}`" for n in names)
+        cursor.execute("SET @previous_checks = @@foreign_key_checks, foreign_key_checks = 0")
+        try:
+            for (child, columns, _, referenced), (name, on_delete, on_update) in keys.items():
+                cursor.execute(f"ALTER TABLE `{child}` DROP FOREIGN KEY `{name}`")
+                cursor.execute(
+                    f"ALTER TABLE `{child}` ADD CONSTRAINT `{name}` FOREIGN KEY "
+                    f"({quote(columns)}) REFERENCES `{table}` ({quote(referenced)}) "
+                    f"ON DELETE {on_delete} ON UPDATE {on_update}")
+        finally:
+            cursor.execute("SET foreign_key_checks = @previous_checks")
+        done = [f"foreign key {child}.{name} re-pointed at {table}"
+                for (child, *_), (name, *_) in keys.items()] + cleanup(cursor, db, table, True)
+        say(f"{table}: finished what the tool left after its swap: {', '.join(done)}")
+
     def dsn(self, table: str) -> str:
         url = self.url
         parts = [f"D={url.database}", f"t={table}", f"h={url.host or 'localhost'}",

@@ -415,10 +415,13 @@ def with_upgrade(app, *statements: str) -> None:
     ("RENAME COLUMN title TO honorific", "SELECT id, name, email, honorific FROM users"),
     ("RENAME TO people", "SELECT id, name, email, title FROM people"),
 ])
-def test_a_rename_beside_a_copy_is_never_handed_to_the_tool(step, database_url, tool, rename,
-                                                             renamed):
+def test_a_rename_beside_a_copy_is_never_handed_to_the_tool(step, database_url, dev_database_url,
+                                                             tool, rename, renamed):
     app = production(step, database_url, users=1200)
     with_upgrade(app, f"ALTER TABLE users {rename}, {WIDEN}")
+    lint = run(app, "-m", "migrate", "lint", dev_database_url=dev_database_url)
+    assert "route: as written, blocking writes during the copy: pt-online-schema-change cannot " \
+        "rename" in lint.stdout, lint.stdout + lint.stderr
     before = snapshot(database_url)
     result = upgrade(app, database_url, THRESHOLD, f"online_tool={tool}")
     assert result.returncode == 0, result.stdout + result.stderr
@@ -482,7 +485,7 @@ def test_a_tool_that_exits_0_without_the_swap_did_not_alter_the_table(step, data
 
 
 def test_upgrade_killed_right_after_the_swap_the_rerun_finishes_the_tools_work(
-        step, database_url, dev_database_url, tool, tmp_path):
+        step, database_url, dev_database_url, tool, tmp_path, mariadb):
     """Killed right after "Swapped original and new tables OK", the tool (SIGTERM: it dies with
     upgrade) leaves blogs' foreign key on _users_old, its triggers and _users_old (measured).
     The rerun finds the ALTER took effect, and finishes: the key on users, the rest removed."""
@@ -503,10 +506,17 @@ wait $pid
     killed = upgrade(app, database_url, THRESHOLD, f"online_tool={spy}")
     assert killed.returncode == -signal.SIGKILL, killed.stdout + killed.stderr
     assert email_column(database_url) == WIDENED  # swapped
+    # 3.2.1 on MariaDB leaves the key on _users_old (measured, every time); 3.7.1 may have
+    # re-pointed it before the SIGTERM came.
+    left_on_old = query(database_url, "SELECT REFERENCED_TABLE_NAME FROM information_schema."
+                        "KEY_COLUMN_USAGE WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = "
+                        "'blogs' AND REFERENCED_TABLE_NAME IS NOT NULL") == [("_users_old",)]
+    assert left_on_old or not mariadb
     rerun = run(app, "-m", "migrate", "upgrade", "-x", THRESHOLD, "-x", f"online_tool={tool}",
                 database_url=database_url, dev_database_url=dev_database_url)
     assert rerun.returncode == 0, rerun.stdout + rerun.stderr
     assert "took effect before the run stopped" in rerun.stdout
-    assert "foreign key blogs.fk_blogs_author_id_users re-pointed at users" in rerun.stdout
+    assert ("foreign key blogs.fk_blogs_author_id_users re-pointed at users" in rerun.stdout) \
+        == left_on_old
     assert snapshot(database_url) == before and email_column(database_url) == WIDENED
     assert leftovers(database_url) == [] and blogs_reference_users(database_url)

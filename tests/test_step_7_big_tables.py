@@ -302,6 +302,7 @@ exec {tool} "$@"
 
 @pytest.mark.parametrize("option, message", [
     ("online_min_rows=many", "online_min_rows must be a whole number of rows, not 'many'"),
+    ("online_min_rows=²", "online_min_rows must be a whole number of rows, not '²'"),
     ("online_rows=5", "-x takes NAME=VALUE, NAME one of"),
     ("online_tool_options=--sleep='1", "online_tool_options cannot be read"),
 ])
@@ -520,3 +521,22 @@ wait $pid
         == left_on_old
     assert snapshot(database_url) == before and email_column(database_url) == WIDENED
     assert leftovers(database_url) == [] and blogs_reference_users(database_url)
+
+
+@pytest.mark.parametrize("shape, reason", [
+    ("ALTER TABLE users MODIFY id INT NOT NULL, DROP PRIMARY KEY, DROP INDEX uq_users_email",
+     "does not have a PRIMARY KEY or a unique index"),
+    ("CREATE TRIGGER users_title BEFORE UPDATE ON users FOR EACH ROW SET NEW.title = NEW.title",
+     "has triggers but --preserve-triggers was not specified"),
+])
+def test_a_table_the_tool_refuses_gets_its_reason_in_one_line(step, database_url, tool, shape,
+                                                              reason):
+    """Not its routine last line, "Dry run complete. `users` was not altered."."""
+    app = production(step, database_url, users=1200)
+    query(database_url, "ALTER TABLE blogs DROP FOREIGN KEY fk_blogs_author_id_users")
+    query(database_url, shape)
+    before = snapshot(database_url)
+    line = assert_clean_failure(upgrade(app, database_url, THRESHOLD, f"online_tool={tool}"))
+    assert "pt-online-schema-change did not alter users (exit " in line and reason in line
+    assert snapshot(database_url) == before and email_column(database_url) == AS_BEFORE
+    assert [name for name in leftovers(database_url) if name != "users_title"] == []

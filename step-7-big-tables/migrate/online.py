@@ -368,11 +368,20 @@ def tool_version(tool: str) -> str:
         return TOOL
 
 
+# The tool's lines that say how it goes, not what went wrong.
+ROUTINE = ("Starting a dry run", "No foreign keys reference", "Will use", "Dry run complete",
+           "Operation, tries")
+
+
 def last_error(output: str) -> str:
-    """The tool's reason, in one line: its last error line, with MySQL's message if it gave one."""
+    """The tool's reason, in one line: its last error line, with MySQL's message if it gave one;
+    else the first line that is not its routine (a refusal, such as a table without a primary
+    key or with triggers of its own: the tool then drops its new table and ends its dry run)."""
     lines = [line.strip() for line in output.splitlines() if line.strip()]
     errors = [line for line in lines if "error" in line.lower() or "failed" in line.lower()]
-    reason = (errors or lines or ["no output"])[-1]
+    said = [line.strip() for line in output.splitlines() if line[:1].isalpha()
+            and not line.strip().endswith((":", "...", "OK.")) and not line.startswith(ROUTINE)]
+    reason = (errors[-1:] or said[:1] or lines[-1:] or ["no output"])[0]
     reason = " ".join(word for word in reason.split() if not word[:4].isdigit())  # no times
     message = [line for line in lines if line.startswith("Message:")]
     return (reason + (f" {message[-1]}" if message else ""))[:300]
@@ -514,7 +523,7 @@ def record(cursor, values: dict) -> None:
 def settings_from(get) -> Settings:
     """Settings from `get(name)`: -x name=value, else alembic.ini, else the default."""
     rows = str(get("online_min_rows") or MIN_ROWS)
-    if not rows.isdigit():
+    if not (rows.isascii() and rows.isdigit()):  # "²" is a digit to isdigit(), not to int()
         raise SystemExit(f"error: online_min_rows must be a whole number of rows, not '{rows}'")
     try:
         options = shlex.split(get("online_tool_options") or "")

@@ -432,6 +432,18 @@ def test_a_rename_beside_a_copy_is_never_handed_to_the_tool(step, database_url, 
     assert "alembic_online_alters" not in tables and leftovers(database_url) == []
 
 
+def test_a_column_named_algorithm_is_not_the_revision_choosing_one(step, database_url, tool):
+    """Only ALGORITHM [=] x or LOCK [=] x keep the ALTER as written, not `algorithm VARCHAR`."""
+    app = production(step, database_url, users=1200)
+    with_upgrade(app, f"ALTER TABLE users ADD COLUMN algorithm VARCHAR(9) NULL COMMENT 'LOCK', "
+                      f"{WIDEN}")
+    before = snapshot(database_url)
+    result = upgrade(app, database_url, THRESHOLD, f"online_tool={tool}")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "users: altered by pt-online-schema-change" in result.stdout
+    assert snapshot(database_url) == before and email_column(database_url) == WIDENED
+
+
 def test_an_alter_of_another_database_is_never_handed_to_the_tool_on_this_one(
         step, database_url, dev_database_url, tool):
     """The tool is given DATABASE_URL's database: `other.users` must not become `users`."""
@@ -540,3 +552,39 @@ def test_a_table_the_tool_refuses_gets_its_reason_in_one_line(step, database_url
     assert "pt-online-schema-change did not alter users (exit " in line and reason in line
     assert snapshot(database_url) == before and email_column(database_url) == AS_BEFORE
     assert [name for name in leftovers(database_url) if name != "users_title"] == []
+
+
+def test_rows_written_during_the_tools_copy_are_all_kept(step, database_url, tool):
+    """A writer inserts and updates users all through the copy: every write is in the new table
+    (the tool's triggers carry them across), none is lost in the swap."""
+    app = production(step, database_url)
+    before = snapshot(database_url)
+    process = slow_upgrade(app, database_url, tool)
+    written, errors = [], []
+    try:
+        wait_for_triggers(database_url, process)
+        with connect(database_url) as conn, conn.cursor() as cur:
+            n = 0
+            while process.poll() is None:
+                try:
+                    cur.execute("INSERT INTO users (name, email, title) VALUES (%s, %s, 'Ms.')",
+                                [f"New {n}", f"new{n}@example.com"])
+                    cur.execute("UPDATE users SET title = 'Prof.' WHERE id = %s", [3 + n])
+                    written.append(n)
+                except pymysql.MySQLError as exc:  # a deadlock with the tool's trigger: retried
+                    errors.append(exc.args[0])
+                n += 1
+                time.sleep(0.02)  # 50 writes a second: faster than the copy, it never ends
+        out, err = process.communicate(timeout=120)
+    finally:
+        process.kill()
+    assert process.returncode == 0, out + err
+    assert written and set(errors) <= {1213}, errors
+    users, blogs = snapshot(database_url)
+    assert blogs == before[1] and email_column(database_url) == WIDENED
+    new = {name: title for _, name, _, title in users[len(before[0]):]}
+    assert [f"New {n}" for n in written] == [name for name in new if name.startswith("New ")]
+    updated = {id_ for id_, _, _, title in users if title == "Prof."}
+    assert {3 + n for n in written} <= updated
+    assert [row[:3] for row in users[:len(before[0])]] == [row[:3] for row in before[0]]
+    assert leftovers(database_url) == []

@@ -47,6 +47,7 @@ from sqlalchemy.schema import CreateTable
 from sqlglot import exp
 from sqlglot import tokenize as sql_tokens
 from sqlglot.errors import TokenError
+from sqlglot.tokens import TokenType
 
 from .sql import parse
 
@@ -54,6 +55,7 @@ ONLINE_TABLE = "alembic_online_alters"
 MIN_ROWS = 100_000  # alembic.ini's online_min_rows; a copy of fewer rows is over in seconds
 TOOL = "pt-online-schema-change"
 REFUSED = (1845, 1846, 4092)  # the server will not do it with that ALGORITHM or LOCK
+CHOICES = {"DEFAULT", "INSTANT", "NOCOPY", "INPLACE", "COPY", "NONE", "SHARED", "EXCLUSIVE"}
 INSTALL = "apt-get install percona-toolkit (or Percona's packages)"
 
 # What each hand-off did, beside the history's row for its revision (env.py's tables).
@@ -119,7 +121,10 @@ def altered_table(statement: str) -> Route | None:
     tree = trees[0]
     if str(tree.args.get("kind")).upper() != "TABLE" or tree.this is None:
         return None
-    if any(t.text.upper() in ("ALGORITHM", "LOCK") for t in tokens):
+    # ALGORITHM [=] x or LOCK [=] x as options: not a column named `algorithm`, nor a string.
+    words = ["" if t.token_type in (TokenType.STRING, TokenType.IDENTIFIER) else t.text.upper()
+             for t in tokens if t.token_type != TokenType.EQ]
+    if any(w in ("ALGORITHM", "LOCK") and n in CHOICES for w, n in zip(words, words[1:])):
         return None  # the revision decided how it runs
     # ALTER [ONLINE|IGNORE] TABLE [db .] name <clauses>
     at = next(i for i, t in enumerate(tokens) if t.text.upper() == "TABLE")

@@ -327,7 +327,7 @@ class Recorder:
                     f"applied `{shorten(self.applied[position], 80)}`; restore the revision "
                     "file (git checkout) and put the change in a new revision"
                 )
-            self.action = ("skip",)
+            self.action = ("skip", statement)
             return
         running = chain(self.hashes[-1] if self.hashes else "", statement, parameters)
         if ddl:  # record, committed, that it starts: MySQL commits it whenever it is done
@@ -357,6 +357,8 @@ class Recorder:
         if self.action is None:
             return None
         if self.action[0] == "skip":
+            if self.online is not None:  # the tool may have been stopped right after its swap
+                self.online.finish(cursor, self.action[1])
             return True  # applied already: nothing is sent
         if not self.action[3]:
             return None  # a data statement: as SQLAlchemy would

@@ -50,7 +50,7 @@ from . import APP_DIR
 from .devdb import dev_database
 from .lint_checks import Finding, Revision, compare, data_changes, finish, snapshot
 from .lint_sql import data_change, read
-from .online import TOOL, Settings, count_rows, find_tool, settings_from
+from .online import TOOL, Settings, altered_table, count_rows, find_tool, settings_from
 from .revisions import alembic_config, current, scripts
 from .sandbox import sandbox
 from .sql import keyword
@@ -393,6 +393,10 @@ def route(statement: Statement, online: Settings) -> str:
     """Which way `python -m migrate upgrade` will run this ALTER (see online.py)."""
     if statement.algorithm != "COPY":
         return "without the tool: the server does it without copying the table"
+    handed = altered_table(statement.sql)
+    if handed is not None and handed.cannot:
+        return (f"as written, blocking writes during the copy: {handed.cannot} (put the RENAME "
+                "in an ALTER of its own, which needs no copy)")
     tool = find_tool(online)
     found = f"{TOOL} found ({tool})" if tool else f"{online.tool} not found, so as written, " \
         "blocking writes during the copy"

@@ -47,6 +47,7 @@ from sqlalchemy.schema import CreateTable
 from sqlglot import exp
 from sqlglot import tokenize as sql_tokens
 from sqlglot.errors import TokenError
+from sqlglot.tokens import TokenType
 
 from .sql import parse
 
@@ -54,6 +55,7 @@ ONLINE_TABLE = "alembic_online_alters"
 MIN_ROWS = 100_000  # alembic.ini's online_min_rows; a copy of fewer rows is over in seconds
 TOOL = "pt-online-schema-change"
 REFUSED = (1845, 1846, 4092)  # the server will not do it with that ALGORITHM or LOCK
+CHOICES = {"DEFAULT", "INSTANT", "NOCOPY", "INPLACE", "COPY", "NONE", "SHARED", "EXCLUSIVE"}
 INSTALL = "apt-get install percona-toolkit (or Percona's packages)"
 
 # What each hand-off did, beside the history's row for its revision (env.py's tables).
@@ -98,6 +100,10 @@ class Route:
     """An ALTER TABLE of a big table: tried online, then handed to the tool (if found)."""
     table: str
     clauses: str  # what follows the table's name: the tool's --alter
+    db: str = ""  # the database the statement names, if it names one
+    # Why the tool must not take it: it copies the columns both tables share by name, so a
+    # renamed column would come out empty, and it cannot rename the table.
+    cannot: str | None = None
     tool: str | None = None  # the tool's path, when found
 
 
@@ -115,7 +121,10 @@ def altered_table(statement: str) -> Route | None:
     tree = trees[0]
     if str(tree.args.get("kind")).upper() != "TABLE" or tree.this is None:
         return None
-    if any(t.text.upper() in ("ALGORITHM", "LOCK") for t in tokens):
+    # ALGORITHM [=] x or LOCK [=] x as options: not a column named `algorithm`, nor a string.
+    words = ["" if t.token_type in (TokenType.STRING, TokenType.IDENTIFIER) else t.text.upper()
+             for t in tokens if t.token_type != TokenType.EQ]
+    if any(w in ("ALGORITHM", "LOCK") and n in CHOICES for w, n in zip(words, words[1:])):
         return None  # the revision decided how it runs
     # ALTER [ONLINE|IGNORE] TABLE [db .] name <clauses>
     at = next(i for i, t in enumerate(tokens) if t.text.upper() == "TABLE")
@@ -123,7 +132,13 @@ def altered_table(statement: str) -> Route | None:
     if name >= len(tokens):
         return None
     clauses = statement[tokens[name].end + 1:].strip().rstrip(";").strip()
-    return Route(table=tree.this.name, clauses=clauses) if clauses else None
+    if not clauses:
+        return None
+    actions = tree.args.get("actions") or []
+    cannot = next((f"{TOOL} cannot {what}" for kind, what in (
+        (exp.RenameColumn, "rename a column (the column would come out empty)"),
+        (exp.AlterRename, "rename the table")) if any(isinstance(a, kind) for a in actions)), None)
+    return Route(table=tree.this.name, clauses=clauses, db=tree.this.db, cannot=cannot)
 
 
 def find_tool(settings: Settings) -> str | None:
@@ -161,6 +176,10 @@ class Online:
         route = altered_table(statement)
         if route is None:
             return None
+        if route.db not in ("", self.url.database):  # the tool is given DATABASE_URL's
+            say(f"{route.db}.{route.table}: not in database {self.url.database}: running the "
+                "ALTER as written")
+            return None
         try:
             rows = count_rows(cursor, route.table, self.settings.min_rows)
         finally:
@@ -171,14 +190,16 @@ class Online:
             say(f"{route.table}: {rows} rows, fewer than online_min_rows={self.settings.min_rows}: "
                 "running the ALTER as written")
             return None
-        route.tool = find_tool(self.settings)
+        route.tool = None if route.cannot else find_tool(self.settings)
         return route
 
     def no_tool(self, route: Route) -> None:
+        why, what = (route.cannot, "put the RENAME in an ALTER of its own, which needs no "
+                     "copy") if route.cannot else (f"{self.settings.tool} is not found",
+                     f"install it: {INSTALL}; or set online_tool in alembic.ini")
         say(f"{route.table}: at least {self.settings.min_rows} rows and the server can only "
-            f"copy the table, but {self.settings.tool} is not found: running the ALTER as "
-            f"written, which blocks writes to {route.table} until the copy is done (install "
-            f"it: {INSTALL}; or set online_tool in alembic.ini)")
+            f"copy the table, but {why}: running the ALTER as written, which blocks writes to "
+            f"{route.table} until the copy is done ({what})")
 
     # -- the hand-off --------------------------------------------------------------------------
 
@@ -229,7 +250,9 @@ class Online:
         swapped = "Swapped original and new tables OK" in text
         cleaned = earlier + cleanup(cursor, db, table, swapped)
         after = exact_rows(cursor, table)
-        outcome = "done" if code == 0 or swapped else \
+        # Done once the new table took the old one's place, and only then: an exit code of 0
+        # without the swap (--no-swap-tables in online_tool_options) changed nothing.
+        outcome = "done" if swapped else \
             "interrupted" if self.signal else "failed"
         record(cursor, dict(
             history_id=history_id, revision=revision, table_name=table, statement=statement,
@@ -247,10 +270,39 @@ class Online:
             return
         why = f"stopped by {self.signal}" if self.signal else \
             f"killed by {signal.Signals(-code).name}" if code is not None and code < 0 else \
-            f"exit {code}: {last_error(text)}"
+            f"exit {code}: {last_error(text)}" if code else f"exit {code}, without the swap"
         raise ToolFailed(
             f"{TOOL} did not alter {table} ({why}); the table is as it was, {after} rows "
             f"(before: {before}){left}", statement, interrupted=self.signal is not None)
+
+    def finish(self, cursor, statement: str) -> None:
+        """A rerun skips an ALTER that took effect before the run was killed. If that was the
+        tool's swap, killed right after it (it gets SIGTERM: die_with_us) the tool did not
+        finish: the children's foreign keys still point at `_<table>_old` (a new row of theirs
+        would be checked against the old table), and its triggers and the old table are left.
+        Finish its work: re-point them, then remove what it left."""
+        route = altered_table(statement)
+        if route is None or route.db not in ("", self.url.database):
+            return
+        db, table, old = self.url.database, route.table, f"_{route.table}_old"
+        keys = {key: value for key, value in foreign_keys(cursor, db, old).items()
+                if key[2] == old and key[0] != old}
+        if not keys and not leftovers(cursor, db, table)[0]:
+            return  # no sign of the tool's swap: nothing of ours to finish
+        quote = lambda names: ", ".join(f"`{n}`" for n in names)
+        cursor.execute("SET @previous_checks = @@foreign_key_checks, foreign_key_checks = 0")
+        try:
+            for (child, columns, _, referenced), (name, on_delete, on_update) in keys.items():
+                cursor.execute(f"ALTER TABLE `{child}` DROP FOREIGN KEY `{name}`")
+                cursor.execute(
+                    f"ALTER TABLE `{child}` ADD CONSTRAINT `{name}` FOREIGN KEY "
+                    f"({quote(columns)}) REFERENCES `{table}` ({quote(referenced)}) "
+                    f"ON DELETE {on_delete} ON UPDATE {on_update}")
+        finally:
+            cursor.execute("SET foreign_key_checks = @previous_checks")
+        done = [f"foreign key {child}.{name} re-pointed at {table}"
+                for (child, *_), (name, *_) in keys.items()] + cleanup(cursor, db, table, True)
+        say(f"{table}: finished what the tool left after its swap: {', '.join(done)}")
 
     def dsn(self, table: str) -> str:
         url = self.url
@@ -321,11 +373,20 @@ def tool_version(tool: str) -> str:
         return TOOL
 
 
+# The tool's lines that say how it goes, not what went wrong.
+ROUTINE = ("Starting a dry run", "No foreign keys reference", "Will use", "Dry run complete",
+           "Operation, tries")
+
+
 def last_error(output: str) -> str:
-    """The tool's reason, in one line: its last error line, with MySQL's message if it gave one."""
+    """The tool's reason, in one line: its last error line, with MySQL's message if it gave one;
+    else the first line that is not its routine (a refusal, such as a table without a primary
+    key or with triggers of its own: the tool then drops its new table and ends its dry run)."""
     lines = [line.strip() for line in output.splitlines() if line.strip()]
     errors = [line for line in lines if "error" in line.lower() or "failed" in line.lower()]
-    reason = (errors or lines or ["no output"])[-1]
+    said = [line.strip() for line in output.splitlines() if line[:1].isalpha()
+            and not line.strip().endswith((":", "...", "OK.")) and not line.startswith(ROUTINE)]
+    reason = (errors[-1:] or said[:1] or lines[-1:] or ["no output"])[0]
     reason = " ".join(word for word in reason.split() if not word[:4].isdigit())  # no times
     message = [line for line in lines if line.startswith("Message:")]
     return (reason + (f" {message[-1]}" if message else ""))[:300]
@@ -407,42 +468,43 @@ def cleanup(cursor, db: str, table: str, swapped: bool) -> list[str]:
 
 
 def foreign_keys(cursor, db: str, table: str) -> dict[tuple, tuple]:
-    """The foreign keys of other tables that refer to `table`:
-    {(child, columns, referenced columns): (name, ON DELETE, ON UPDATE)}."""
+    """The foreign keys of `table` and those of other tables that refer to it: {(child,
+    columns, parent, referenced columns): (name, ON DELETE, ON UPDATE)}."""
     cursor.execute(
-        "SELECT k.TABLE_NAME, k.CONSTRAINT_NAME, k.COLUMN_NAME, k.REFERENCED_COLUMN_NAME, "
-        "r.DELETE_RULE, r.UPDATE_RULE FROM information_schema.KEY_COLUMN_USAGE k "
-        "JOIN information_schema.REFERENTIAL_CONSTRAINTS r ON r.CONSTRAINT_SCHEMA = "
-        "k.CONSTRAINT_SCHEMA AND r.TABLE_NAME = k.TABLE_NAME AND r.CONSTRAINT_NAME = "
-        "k.CONSTRAINT_NAME WHERE k.CONSTRAINT_SCHEMA = %s AND k.REFERENCED_TABLE_NAME = %s "
-        "AND k.TABLE_NAME <> %s ORDER BY k.TABLE_NAME, k.CONSTRAINT_NAME, k.ORDINAL_POSITION",
-        [db, table, table])
+        "SELECT k.TABLE_NAME, k.CONSTRAINT_NAME, k.COLUMN_NAME, k.REFERENCED_TABLE_NAME, "
+        "k.REFERENCED_COLUMN_NAME, r.DELETE_RULE, r.UPDATE_RULE FROM "
+        "information_schema.KEY_COLUMN_USAGE k JOIN information_schema.REFERENTIAL_CONSTRAINTS "
+        "r ON r.CONSTRAINT_SCHEMA = k.CONSTRAINT_SCHEMA AND r.TABLE_NAME = k.TABLE_NAME AND "
+        "r.CONSTRAINT_NAME = k.CONSTRAINT_NAME WHERE k.CONSTRAINT_SCHEMA = %s AND "
+        "(k.REFERENCED_TABLE_NAME = %s OR k.TABLE_NAME = %s) "
+        "ORDER BY k.TABLE_NAME, k.CONSTRAINT_NAME, k.ORDINAL_POSITION", [db, table, table])
     grouped: dict[tuple, list] = {}
-    for child, name, column, referenced, on_delete, on_update in cursor.fetchall():
-        grouped.setdefault((child, name, on_delete, on_update), []).append((column, referenced))
+    for child, name, column, parent, referenced, on_delete, on_update in cursor.fetchall():
+        grouped.setdefault((child, name, parent, on_delete, on_update), []).append(
+            (column, referenced))
     cursor.connection.commit()
-    return {(child, tuple(c for c, _ in pairs), tuple(r for _, r in pairs)):
+    return {(child, tuple(c for c, _ in pairs), parent, tuple(r for _, r in pairs)):
             (name, on_delete, on_update)
-            for (child, name, on_delete, on_update), pairs in grouped.items()}
+            for (child, name, parent, on_delete, on_update), pairs in grouped.items()}
 
 
 def restore_names(cursor, db: str, table: str, names: dict[tuple, tuple]) -> str:
-    """Give the children's foreign keys their names back: the tool re-creates them as
-    `_fk_...` (or strips a `__`), and a later revision that names one (op.drop_constraint)
-    would fail on production only. In place, without checking the rows again (they were
+    """Give the foreign keys their names back, the table's own and its children's: the tool
+    re-creates them as `_fk_...` (or strips a `__`), and a later revision that names one
+    (op.drop_constraint) would fail on production only. In place, without checking the rows again (they were
     checked when the key was made, and the tool copied every one): no copy of the child."""
     renamed = []
     for key, (name, on_delete, on_update) in foreign_keys(cursor, db, table).items():
         original = names.get(key, (name,))[0]
         if original == name:
             continue
-        child, columns, referenced = key
+        child, columns, parent, referenced = key
         quote = lambda names_: ", ".join(f"`{n}`" for n in names_)
         try:
             cursor.execute("SET @previous_checks = @@foreign_key_checks, foreign_key_checks = 0")
             cursor.execute(
                 f"ALTER TABLE `{child}` DROP FOREIGN KEY `{name}`, ADD CONSTRAINT `{original}` "
-                f"FOREIGN KEY ({quote(columns)}) REFERENCES `{table}` ({quote(referenced)}) "
+                f"FOREIGN KEY ({quote(columns)}) REFERENCES `{parent}` ({quote(referenced)}) "
                 f"ON DELETE {on_delete} ON UPDATE {on_update}, ALGORITHM=INPLACE, LOCK=NONE")
             renamed.append(f"{child}.{original}")
         except Exception as exc:  # the change is made; only the name is not the revisions'
@@ -466,7 +528,7 @@ def record(cursor, values: dict) -> None:
 def settings_from(get) -> Settings:
     """Settings from `get(name)`: -x name=value, else alembic.ini, else the default."""
     rows = str(get("online_min_rows") or MIN_ROWS)
-    if not rows.isdigit():
+    if not (rows.isascii() and rows.isdigit()):  # "²" is a digit to isdigit(), not to int()
         raise SystemExit(f"error: online_min_rows must be a whole number of rows, not '{rows}'")
     try:
         options = shlex.split(get("online_tool_options") or "")

@@ -498,7 +498,7 @@ def test_a_tool_that_exits_0_without_the_swap_did_not_alter_the_table(step, data
 
 
 def test_upgrade_killed_right_after_the_swap_the_rerun_finishes_the_tools_work(
-        step, database_url, dev_database_url, tool, tmp_path, mariadb):
+        step, database_url, dev_database_url, tool, tmp_path):
     """Killed right after "Swapped original and new tables OK", the tool (SIGTERM: it dies with
     upgrade) leaves blogs' foreign key on _users_old, its triggers and _users_old (measured).
     The rerun finds the ALTER took effect, and finishes: the key on users, the rest removed."""
@@ -519,12 +519,12 @@ wait $pid
     killed = upgrade(app, database_url, THRESHOLD, f"online_tool={spy}")
     assert killed.returncode == -signal.SIGKILL, killed.stdout + killed.stderr
     assert email_column(database_url) == WIDENED  # swapped
-    # 3.2.1 on MariaDB leaves the key on _users_old (measured, every time); 3.7.1 may have
-    # re-pointed it before the SIGTERM came.
+    # Usually the key is left on _users_old (3.2.1 on a quiet machine: every time); the tool's
+    # output reaches the spy in blocks, so on a busy one (CI) or with 3.7.1 it may have
+    # re-pointed the key before the SIGTERM came. Either way the rerun ends the same.
     left_on_old = query(database_url, "SELECT REFERENCED_TABLE_NAME FROM information_schema."
                         "KEY_COLUMN_USAGE WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = "
                         "'blogs' AND REFERENCED_TABLE_NAME IS NOT NULL") == [("_users_old",)]
-    assert left_on_old or not mariadb
     rerun = run(app, "-m", "migrate", "upgrade", "-x", THRESHOLD, "-x", f"online_tool={tool}",
                 database_url=database_url, dev_database_url=dev_database_url)
     assert rerun.returncode == 0, rerun.stdout + rerun.stderr

@@ -209,6 +209,7 @@ EXPECTED = {
         "the table is as it was, 5003 rows (before: 5003)",
         "Migration status: FAILED",
         "users: altered by pt-online-schema-change in",
+        "online: users altered by pt-online-schema-change 3.",  # status, from the record
         "`email` varchar(320) CHARACTER SET ascii COLLATE ascii_general_ci NOT NULL",
         "Every user is still there, unchanged: 5003.",
     ],
